@@ -1,0 +1,207 @@
+"""The `make demo` walk-through: a fleet in moto, mirrored, broken and healed.
+
+It starts moto on a free loopback port, seeds a fleet, runs the controller once with
+examples/policies/, deletes one owned session and modifies another behind the controller's
+back, shows the plan that notices it, reconciles again and checks that both were healed.
+Every process it starts is stopped before it exits.
+"""
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import boto3
+
+ROOT = Path(__file__).resolve().parent.parent
+REGION = "us-east-1"
+OWNER_POLICY_TAG = "vpcmirror.dev/policy"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_http(url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url} did not answer within {timeout} s")
+        time.sleep(0.1)
+
+
+def heading(text: str) -> None:
+    print(f"\n=== {text}\n", flush=True)
+
+
+def seed(ec2) -> dict:
+    """Creates the demo fleet and returns the ids the walk-through needs later."""
+    vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.20.1.0/24", AvailabilityZone="us-east-1a")["Subnet"]["SubnetId"]
+    image = ec2.describe_images()["Images"][0]["ImageId"]
+
+    def launch(name, instance_type, tags, interfaces=1):
+        tag_list = [{"Key": "Name", "Value": name}] + [{"Key": k, "Value": v} for k, v in tags.items()]
+        instance = ec2.run_instances(
+            ImageId=image,
+            InstanceType=instance_type,
+            MinCount=1,
+            MaxCount=1,
+            SubnetId=subnet,
+            TagSpecifications=[{"ResourceType": "instance", "Tags": tag_list}],
+        )["Instances"][0]
+        for device_index in range(1, interfaces):
+            eni = ec2.create_network_interface(SubnetId=subnet)["NetworkInterface"]["NetworkInterfaceId"]
+            ec2.attach_network_interface(NetworkInterfaceId=eni, InstanceId=instance["InstanceId"], DeviceIndex=device_index)
+        return instance["InstanceId"], instance["NetworkInterfaces"][0]["NetworkInterfaceId"]
+
+    web_tier = {"env": "prod", "team": "web"}
+    api_tier = {"env": "prod", "team": "api"}
+    db_tier = {"env": "prod", "team": "db"}
+
+    # The IDS sensor: its interface is the mirror target, and it carries the web tier's tags.
+    _, sensor_eni = launch("ids-sensor", "c5.xlarge", {**web_tier, "role": "sensor"})
+    target = ec2.create_traffic_mirror_target(NetworkInterfaceId=sensor_eni, Description="IDS sensor")["TrafficMirrorTarget"]["TrafficMirrorTargetId"]
+    other_target = ec2.create_traffic_mirror_target(
+        NetworkLoadBalancerArn=f"arn:aws:elasticloadbalancing:{REGION}:123456789012:loadbalancer/net/apm/0123456789abcdef",
+        Description="APM collector of another team",
+    )["TrafficMirrorTarget"]["TrafficMirrorTargetId"]
+    mirror_filter = ec2.create_traffic_mirror_filter(Description="all traffic")["TrafficMirrorFilter"]["TrafficMirrorFilterId"]
+    # No filter rules: moto 5.2.5 answers CreateTrafficMirrorFilterRule with an HTTP 500, and
+    # the controller only needs the filter to exist.
+
+    launch("web-1", "m5.large", web_tier, interfaces=2)
+    launch("web-2", "m5.large", web_tier, interfaces=3)
+    _, web3_eni = launch("web-3", "c5.large", web_tier)
+    launch("web-4", "t2.micro", web_tier)
+    launch("web-5", "m6i.large", web_tier, interfaces=2)
+    launch("api-1", "m5.xlarge", api_tier, interfaces=2)
+    _, api2_eni = launch("api-2", "r5.large", api_tier)
+    launch("api-3", "t3.medium", api_tier)
+    launch("api-4", "c7g.large", api_tier)
+    launch("db-1", "r5.large", db_tier, interfaces=2)
+    launch("db-2", "r5.xlarge", db_tier)
+    launch("db-3", "i3.large", db_tier)
+    launch("db-4", "m5.metal", db_tier)
+    launch("dev-1", "m5.large", {"env": "dev", "team": "web"})
+
+    # Sessions of another team: one to its own collector (left alone, ours takes number 2),
+    # one to our target already (counted as mirrored and left alone).
+    ec2.create_traffic_mirror_session(
+        NetworkInterfaceId=web3_eni, TrafficMirrorTargetId=other_target, TrafficMirrorFilterId=mirror_filter,
+        SessionNumber=1, Description="APM team session",
+    )
+    ec2.create_traffic_mirror_session(
+        NetworkInterfaceId=api2_eni, TrafficMirrorTargetId=target, TrafficMirrorFilterId=mirror_filter,
+        SessionNumber=5, Description="hand-made session to the IDS",
+    )
+    print(f"Seeded 15 instances in {vpc}: target {target} (the sensor's interface), filter {mirror_filter},")
+    print(f"another team's target {other_target} with a session on {web3_eni}, and a hand-made session on {api2_eni}.")
+    return {"target": target, "other_target": other_target}
+
+
+def owned_sessions(ec2, policy: str) -> list:
+    sessions = ec2.describe_traffic_mirror_sessions()["TrafficMirrorSessions"]
+    return [s for s in sessions if {"Key": OWNER_POLICY_TAG, "Value": policy} in s.get("Tags", [])]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--binary", required=True, help="path of the vpc-mirror-controller binary")
+    args = parser.parse_args()
+
+    moto_port = free_port()
+    endpoint = f"http://127.0.0.1:{moto_port}"
+    env = dict(os.environ, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_REGION=REGION, RUST_LOG="warn")
+    env.pop("AWS_PROFILE", None)
+    started = []
+    moto = subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "moto_server.py"), "--port", str(moto_port), "--fixed-mirror-ids"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    started.append(moto)
+    try:
+        wait_for_http(f"{endpoint}/moto-api/", timeout=30)
+        ec2 = boto3.client("ec2", endpoint_url=endpoint, region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
+        controller = [args.binary]
+        common = ["--aws-endpoint-url", endpoint, "--policies", str(ROOT / "examples" / "policies")]
+
+        heading(f"1. A fleet in moto on {endpoint}")
+        ids = seed(ec2)
+
+        heading("2. First reconcile: vpc-mirror-controller run --once --policies examples/policies")
+        subprocess.run(controller + ["run", "--once", "--metrics-addr", "off"] + common, env=env, check=True)
+
+        heading("3. Drift: another tool deletes one owned session and retargets another")
+        web_sessions = owned_sessions(ec2, "prod-web")
+        deleted, modified = web_sessions[0], web_sessions[1]
+        ec2.delete_traffic_mirror_session(TrafficMirrorSessionId=deleted["TrafficMirrorSessionId"])
+        print(f"Deleted {deleted['TrafficMirrorSessionId']} on {deleted['NetworkInterfaceId']}")
+        ec2.modify_traffic_mirror_session(
+            TrafficMirrorSessionId=modified["TrafficMirrorSessionId"], TrafficMirrorTargetId=ids["other_target"], Description="borrowed by the APM team"
+        )
+        print(f"Modified {modified['TrafficMirrorSessionId']} on {modified['NetworkInterfaceId']}: target {ids['other_target']}, new description")
+
+        heading("4. vpc-mirror-controller plan: what the next reconcile will do (changes nothing)")
+        subprocess.run(controller + ["plan"] + common, env=env, check=True)
+
+        heading("5. Second reconcile, with the metrics endpoint on")
+        metrics_port = free_port()
+        run = subprocess.Popen(
+            controller + ["run", "--resync-interval", "1h", "--metrics-addr", f"127.0.0.1:{metrics_port}"] + common, env=env
+        )
+        started.append(run)
+        wait_for_http(f"http://127.0.0.1:{metrics_port}/readyz", timeout=30)
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as response:
+            metrics = response.read().decode()
+        run.send_signal(signal.SIGTERM)
+        run.wait(timeout=10)
+
+        heading("6. Healed")
+        sessions = {s["NetworkInterfaceId"]: s for s in owned_sessions(ec2, "prod-web")}
+        recreated = sessions.get(deleted["NetworkInterfaceId"])
+        repaired = sessions.get(modified["NetworkInterfaceId"])
+        healed = True
+        if recreated and recreated["TrafficMirrorTargetId"] == ids["target"]:
+            print(f"{deleted['NetworkInterfaceId']}: new session {recreated['TrafficMirrorSessionId']} to {ids['target']}")
+        else:
+            print(f"{deleted['NetworkInterfaceId']}: NOT healed")
+            healed = False
+        if repaired and repaired["TrafficMirrorTargetId"] == ids["target"] and repaired["Description"] == modified["Description"]:
+            print(f"{modified['NetworkInterfaceId']}: session {repaired['TrafficMirrorSessionId']} back to {ids['target']} and its description")
+        else:
+            print(f"{modified['NetworkInterfaceId']}: NOT repaired: {repaired}")
+            healed = False
+
+        heading("7. A few metrics from /metrics")
+        wanted = ("vpcmirror_policy_coverage_ratio", "vpcmirror_sessions_", "vpcmirror_policy_network_interfaces{policy=\"prod-web\"")
+        for line in metrics.splitlines():
+            if line.startswith(wanted) or (line.startswith("vpcmirror_aws_calls_total") and "Traffic" in line):
+                print(line)
+        return 0 if healed else 1
+    finally:
+        for process in reversed(started):
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,562 @@
+//! An in-memory EC2 that obeys the AWS Traffic Mirroring rules moto skips: three sessions
+//! per interface, unique session numbers, quotas, idempotent ClientTokens (including the
+//! return of a deleted session for a reused token), unsupported sources, pagination, and
+//! injected errors. Tests use it for rules and faults; moto proves the wire format.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::Mutex;
+
+use super::ec2::Ec2;
+use super::error::{code, Ec2Error};
+use super::model::{
+    CreateSession, Filter, Instance, InstanceQuery, ModifySession, NetworkInterface, Page, Session, Target, MAX_RESULTS,
+};
+use crate::instance_types::{table_verdict, Verdict};
+
+/// Sessions per account.
+pub const ACCOUNT_SESSION_LIMIT: usize = 10_000;
+/// Sources per network-interface target (the smaller instance sizes).
+pub const SOURCES_PER_INTERFACE_TARGET: usize = 10;
+/// Sessions per source interface.
+pub const SESSIONS_PER_INTERFACE: usize = 3;
+
+/// The parameters a ClientToken is bound to, without the token itself.
+type TokenFingerprint = (String, String, String, i32, Option<i32>, Option<i32>, Option<String>, BTreeMap<String, String>);
+
+#[derive(Default)]
+struct State {
+    instances: BTreeMap<String, Instance>,
+    sessions: BTreeMap<String, Session>,
+    targets: BTreeMap<String, Target>,
+    filters: BTreeSet<String>,
+    tokens: HashMap<String, (TokenFingerprint, Session)>,
+    used_virtual_network_ids: HashSet<i32>,
+    next_id: u64,
+    page_size: Option<usize>,
+    faults: HashMap<&'static str, VecDeque<Ec2Error>>,
+    calls: BTreeMap<&'static str, usize>,
+    unsupported_types: Option<HashSet<String>>,
+}
+
+/// The in-memory EC2. All methods take `&self`; state sits behind a mutex.
+#[derive(Default)]
+pub struct FakeEc2 {
+    state: Mutex<State>,
+}
+
+fn hex_id(prefix: &str, counter: u64) -> String {
+    format!("{prefix}-{counter:017x}")
+}
+
+fn page_of<T: Clone>(items: &[T], next_token: Option<String>, page_size: usize) -> Result<Page<T>, Ec2Error> {
+    let start: usize = match next_token {
+        None => 0,
+        Some(token) => token
+            .parse()
+            .map_err(|_| Ec2Error::rejected("Describe", code::INVALID_PARAMETER_VALUE, format!("invalid NextToken {token:?}")))?,
+    };
+    let end = (start + page_size).min(items.len());
+    let next_token = (end < items.len()).then(|| end.to_string());
+    Ok(Page { items: items[start.min(end)..end].to_vec(), next_token })
+}
+
+impl FakeEc2 {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().expect("fake EC2 lock is not poisoned")
+    }
+
+    fn new_id(state: &mut State, prefix: &str) -> String {
+        state.next_id += 1;
+        hex_id(prefix, state.next_id)
+    }
+
+    /// Counts a call and returns the next injected error of the operation, if any.
+    fn enter(&self, operation: &'static str) -> Result<(), Ec2Error> {
+        let mut state = self.lock();
+        *state.calls.entry(operation).or_default() += 1;
+        match state.faults.get_mut(operation).and_then(VecDeque::pop_front) {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+
+    /// Makes the next call of `operation` fail with `error`; repeated calls queue errors.
+    pub fn fail_next(&self, operation: &'static str, error: Ec2Error) {
+        self.lock().faults.entry(operation).or_default().push_back(error);
+    }
+
+    /// Returns how many times `operation` was called, failed calls included.
+    pub fn calls(&self, operation: &str) -> usize {
+        self.lock().calls.get(operation).copied().unwrap_or(0)
+    }
+
+    /// Returns every call count by operation.
+    pub fn call_counts(&self) -> BTreeMap<&'static str, usize> {
+        self.lock().calls.clone()
+    }
+
+    /// Returns the number of write calls (create, modify, delete).
+    pub fn write_calls(&self) -> usize {
+        ["CreateTrafficMirrorSession", "ModifyTrafficMirrorSession", "DeleteTrafficMirrorSession"]
+            .iter()
+            .map(|op| self.calls(op))
+            .sum()
+    }
+
+    pub fn reset_calls(&self) {
+        self.lock().calls.clear();
+    }
+
+    /// Caps every Describe page at `size` items, to exercise pagination with small fleets.
+    pub fn set_page_size(&self, size: usize) {
+        self.lock().page_size = Some(size);
+    }
+
+    /// Sets the instance types whose interfaces AWS rejects with NetworkInterfaceNotSupported;
+    /// by default the built-in table decides.
+    pub fn set_unsupported_types(&self, types: &[&str]) {
+        self.lock().unsupported_types = Some(types.iter().map(|t| t.to_string()).collect());
+    }
+
+    /// Adds an instance and returns its id and its interface ids; `interface_types` gives the
+    /// type of each interface in device-index order.
+    pub fn add_instance(&self, instance_type: &str, tags: &[(&str, &str)], interface_types: &[&str]) -> (String, Vec<String>) {
+        let mut state = self.lock();
+        let id = Self::new_id(&mut state, "i");
+        let mut interfaces = Vec::new();
+        for (index, interface_type) in interface_types.iter().enumerate() {
+            let interface_id = Self::new_id(&mut state, "eni");
+            let attachment_id = Self::new_id(&mut state, "eni-attach");
+            interfaces.push(NetworkInterface {
+                id: interface_id,
+                interface_type: interface_type.to_string(),
+                device_index: index as i32,
+                network_card_index: 0,
+                attachment_id: Some(attachment_id),
+            });
+        }
+        let interface_ids = interfaces.iter().map(|i| i.id.clone()).collect();
+        let instance = Instance {
+            id: id.clone(),
+            instance_type: instance_type.to_string(),
+            state: "running".to_string(),
+            vpc_id: Some("vpc-0000000000000000a".to_string()),
+            subnet_id: Some("subnet-0000000000000000a".to_string()),
+            availability_zone: Some("us-east-1a".to_string()),
+            tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            network_interfaces: interfaces,
+        };
+        state.instances.insert(id.clone(), instance);
+        (id, interface_ids)
+    }
+
+    /// Changes an instance in place, as another actor would (tags, state, type).
+    pub fn update_instance(&self, instance_id: &str, change: impl FnOnce(&mut Instance)) {
+        let mut state = self.lock();
+        let instance = state.instances.get_mut(instance_id).expect("instance exists in the fake");
+        change(instance);
+    }
+
+    /// Attaches a new interface to an instance and returns its id.
+    pub fn attach_interface(&self, instance_id: &str) -> String {
+        let mut state = self.lock();
+        let interface_id = Self::new_id(&mut state, "eni");
+        let attachment_id = Self::new_id(&mut state, "eni-attach");
+        let instance = state.instances.get_mut(instance_id).expect("instance exists in the fake");
+        let device_index = instance.network_interfaces.len() as i32;
+        instance.network_interfaces.push(NetworkInterface {
+            id: interface_id.clone(),
+            interface_type: "interface".to_string(),
+            device_index,
+            network_card_index: 0,
+            attachment_id: Some(attachment_id),
+        });
+        interface_id
+    }
+
+    /// Deletes an interface; as in AWS, its sessions are deleted with it.
+    pub fn delete_interface(&self, interface_id: &str) {
+        let mut state = self.lock();
+        for instance in state.instances.values_mut() {
+            instance.network_interfaces.retain(|i| i.id != interface_id);
+        }
+        state.sessions.retain(|_, s| s.network_interface_id != interface_id);
+    }
+
+    /// Removes an instance; its sessions stay, as they do for a detached or stopped source.
+    pub fn remove_instance(&self, instance_id: &str) {
+        self.lock().instances.remove(instance_id);
+    }
+
+    /// Adds a target; with an interface id it is an ENI target, otherwise an NLB target.
+    pub fn add_target(&self, network_interface_id: Option<&str>) -> String {
+        let mut state = self.lock();
+        let id = Self::new_id(&mut state, "tmt");
+        let target_type = if network_interface_id.is_some() { "network-interface" } else { "network-load-balancer" };
+        let target = Target {
+            id: id.clone(),
+            network_interface_id: network_interface_id.map(str::to_string),
+            target_type: Some(target_type.to_string()),
+        };
+        state.targets.insert(id.clone(), target);
+        id
+    }
+
+    pub fn remove_target(&self, target_id: &str) {
+        self.lock().targets.remove(target_id);
+    }
+
+    pub fn add_filter(&self) -> String {
+        let mut state = self.lock();
+        let id = Self::new_id(&mut state, "tmf");
+        state.filters.insert(id.clone());
+        id
+    }
+
+    /// Creates a session as another tool would, bypassing call counts and faults.
+    pub fn add_session_directly(&self, request: &CreateSession) -> Result<Session, Ec2Error> {
+        let mut state = self.lock();
+        Self::create_in(&mut state, request)
+    }
+
+    /// Deletes a session as another actor would.
+    pub fn delete_session_directly(&self, session_id: &str) {
+        self.lock().sessions.remove(session_id);
+    }
+
+    /// Changes a session as another actor would.
+    pub fn modify_session_directly(&self, session_id: &str, change: impl FnOnce(&mut Session)) {
+        let mut state = self.lock();
+        let session = state.sessions.get_mut(session_id).expect("session exists in the fake");
+        change(session);
+    }
+
+    /// Returns every session, by id.
+    pub fn sessions(&self) -> Vec<Session> {
+        self.lock().sessions.values().cloned().collect()
+    }
+
+    fn page_size(state: &State) -> usize {
+        state.page_size.unwrap_or(MAX_RESULTS as usize)
+    }
+
+    fn interface_and_instance<'a>(state: &'a State, interface_id: &str) -> Option<(&'a Instance, &'a NetworkInterface)> {
+        state
+            .instances
+            .values()
+            .find_map(|instance| instance.network_interfaces.iter().find(|i| i.id == interface_id).map(|i| (instance, i)))
+    }
+
+    fn is_unsupported(state: &State, instance_type: &str) -> bool {
+        match &state.unsupported_types {
+            Some(types) => types.contains(instance_type),
+            None => table_verdict(instance_type) == Verdict::Unsupported,
+        }
+    }
+
+    fn check_number(state: &State, interface_id: &str, number: i32, except: Option<&str>) -> Result<(), Ec2Error> {
+        const OPERATION: &str = "CreateTrafficMirrorSession";
+        if !(1..=32766).contains(&number) {
+            return Err(Ec2Error::rejected(OPERATION, code::INVALID_PARAMETER_VALUE, format!("session number {number} is not between 1 and 32766")));
+        }
+        let taken = state
+            .sessions
+            .values()
+            .any(|s| s.network_interface_id == interface_id && s.number == number && Some(s.id.as_str()) != except);
+        if taken {
+            // AWS documents uniqueness but not this error's code; InvalidParameterValue is the
+            // generic code of a rejected parameter.
+            return Err(Ec2Error::rejected(
+                OPERATION,
+                code::INVALID_PARAMETER_VALUE,
+                format!("session number {number} is already used on network interface {interface_id}"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn create_in(state: &mut State, request: &CreateSession) -> Result<Session, Ec2Error> {
+        const OPERATION: &str = "CreateTrafficMirrorSession";
+        let fingerprint: TokenFingerprint = (
+            request.network_interface_id.clone(),
+            request.target_id.clone(),
+            request.filter_id.clone(),
+            request.number,
+            request.packet_length,
+            request.virtual_network_id,
+            request.description.clone(),
+            request.tags.clone(),
+        );
+        if !request.client_token.is_empty() {
+            if request.client_token.len() > 64 || !request.client_token.is_ascii() {
+                return Err(Ec2Error::rejected(OPERATION, code::INVALID_PARAMETER_VALUE, "ClientToken must be at most 64 ASCII characters"));
+            }
+            if let Some((known, first_result)) = state.tokens.get(&request.client_token) {
+                // The first result comes back even when that session has since been deleted.
+                if *known == fingerprint {
+                    return Ok(first_result.clone());
+                }
+                return Err(Ec2Error::rejected(
+                    OPERATION,
+                    code::IDEMPOTENT_PARAMETER_MISMATCH,
+                    "the ClientToken was used before with other parameters",
+                ));
+            }
+        }
+
+        let (instance, interface) = Self::interface_and_instance(state, &request.network_interface_id).ok_or_else(|| {
+            Ec2Error::rejected(
+                OPERATION,
+                code::NETWORK_INTERFACE_NOT_FOUND,
+                format!("the network interface {} does not exist", request.network_interface_id),
+            )
+        })?;
+        let target = state.targets.get(&request.target_id).ok_or_else(|| {
+            Ec2Error::rejected(OPERATION, code::TARGET_NOT_FOUND, format!("the target {} does not exist", request.target_id))
+        })?;
+        if !state.filters.contains(&request.filter_id) {
+            return Err(Ec2Error::rejected(OPERATION, code::FILTER_NOT_FOUND, format!("the filter {} does not exist", request.filter_id)));
+        }
+        if interface.interface_type != "interface" || Self::is_unsupported(state, &instance.instance_type) {
+            return Err(Ec2Error::rejected(
+                OPERATION,
+                code::NETWORK_INTERFACE_NOT_SUPPORTED,
+                format!("{} must be attached to a supported instance", request.network_interface_id),
+            ));
+        }
+        if state.targets.values().any(|t| t.network_interface_id.as_deref() == Some(request.network_interface_id.as_str())) {
+            return Err(Ec2Error::rejected(
+                OPERATION,
+                code::INVALID_PARAMETER_VALUE,
+                format!("{} is a traffic mirror target and cannot be a source", request.network_interface_id),
+            ));
+        }
+        if let Some(length) = request.packet_length {
+            if !(1..=8500).contains(&length) {
+                return Err(Ec2Error::rejected(OPERATION, code::INVALID_PARAMETER_VALUE, format!("packet length {length} is not between 1 and 8500")));
+            }
+        }
+        let on_interface = state.sessions.values().filter(|s| s.network_interface_id == request.network_interface_id).count();
+        if on_interface >= SESSIONS_PER_INTERFACE {
+            return Err(Ec2Error::rejected(
+                OPERATION,
+                code::SESSIONS_PER_INTERFACE_LIMIT,
+                format!("{} already has {SESSIONS_PER_INTERFACE} sessions", request.network_interface_id),
+            ));
+        }
+        Self::check_number(state, &request.network_interface_id, request.number, None)?;
+        if state.sessions.len() >= ACCOUNT_SESSION_LIMIT {
+            return Err(Ec2Error::rejected(OPERATION, code::SESSION_LIMIT, "the account has 10000 sessions"));
+        }
+        if target.network_interface_id.is_some() {
+            let sources: HashSet<&str> = state
+                .sessions
+                .values()
+                .filter(|s| s.target_id == request.target_id)
+                .map(|s| s.network_interface_id.as_str())
+                .collect();
+            if !sources.contains(request.network_interface_id.as_str()) && sources.len() >= SOURCES_PER_INTERFACE_TARGET {
+                return Err(Ec2Error::rejected(
+                    OPERATION,
+                    code::SOURCES_PER_TARGET_LIMIT,
+                    format!("target {} already has {SOURCES_PER_INTERFACE_TARGET} sources", request.target_id),
+                ));
+            }
+        }
+
+        let virtual_network_id = match request.virtual_network_id {
+            Some(vni) => vni,
+            None => (1..=16_777_215).find(|v| !state.used_virtual_network_ids.contains(v)).expect("a free VNI exists"),
+        };
+        state.used_virtual_network_ids.insert(virtual_network_id);
+        let id = Self::new_id(state, "tms");
+        let session = Session {
+            id: id.clone(),
+            network_interface_id: request.network_interface_id.clone(),
+            target_id: request.target_id.clone(),
+            filter_id: request.filter_id.clone(),
+            number: request.number,
+            packet_length: request.packet_length,
+            virtual_network_id: Some(virtual_network_id),
+            description: request.description.clone(),
+            tags: request.tags.clone(),
+        };
+        state.sessions.insert(id, session.clone());
+        if !request.client_token.is_empty() {
+            state.tokens.insert(request.client_token.clone(), (fingerprint, session.clone()));
+        }
+        Ok(session)
+    }
+
+    fn instance_matches(instance: &Instance, filters: &[(String, Vec<String>)]) -> Result<bool, Ec2Error> {
+        for (name, values) in filters {
+            let value = match name.as_str() {
+                "instance-state-name" => Some(instance.state.as_str()),
+                "vpc-id" => instance.vpc_id.as_deref(),
+                "subnet-id" => instance.subnet_id.as_deref(),
+                "instance-id" => Some(instance.id.as_str()),
+                "availability-zone" => instance.availability_zone.as_deref(),
+                other => {
+                    return Err(Ec2Error::rejected("DescribeInstances", code::INVALID_PARAMETER_VALUE, format!("the filter '{other}' is invalid")));
+                }
+            };
+            if !value.is_some_and(|v| values.iter().any(|wanted| wanted == v)) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn session_matches(session: &Session, filters: &[(String, Vec<String>)]) -> Result<bool, Ec2Error> {
+        for (name, values) in filters {
+            let value = match name.as_str() {
+                "network-interface-id" => Some(session.network_interface_id.as_str()),
+                "traffic-mirror-session-id" => Some(session.id.as_str()),
+                "traffic-mirror-target-id" => Some(session.target_id.as_str()),
+                "traffic-mirror-filter-id" => Some(session.filter_id.as_str()),
+                tag if tag.starts_with("tag:") => session.tags.get(&tag[4..]).map(String::as_str),
+                other => {
+                    return Err(Ec2Error::rejected(
+                        "DescribeTrafficMirrorSessions",
+                        code::INVALID_PARAMETER_VALUE,
+                        format!("the filter '{other}' is invalid"),
+                    ));
+                }
+            };
+            if !value.is_some_and(|v| values.iter().any(|wanted| wanted == v)) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}
+
+impl Ec2 for FakeEc2 {
+    async fn describe_instances(&self, query: &InstanceQuery, next_token: Option<String>) -> Result<Page<Instance>, Ec2Error> {
+        self.enter("DescribeInstances")?;
+        let state = self.lock();
+        if !query.instance_ids.is_empty() {
+            // AWS rejects MaxResults with InstanceIds, so such a query returns one page, and an
+            // unknown id fails the whole call.
+            let mut items = Vec::new();
+            for id in &query.instance_ids {
+                let instance = state.instances.get(id).ok_or_else(|| {
+                    Ec2Error::rejected("DescribeInstances", "InvalidInstanceID.NotFound", format!("the instance ID '{id}' does not exist"))
+                })?;
+                if Self::instance_matches(instance, &query.filters)? {
+                    items.push(instance.clone());
+                }
+            }
+            return Ok(Page { items, next_token: None });
+        }
+        let mut matching = Vec::new();
+        for instance in state.instances.values() {
+            if Self::instance_matches(instance, &query.filters)? {
+                matching.push(instance.clone());
+            }
+        }
+        page_of(&matching, next_token, Self::page_size(&state))
+    }
+
+    async fn describe_sessions(&self, filters: &[(String, Vec<String>)], next_token: Option<String>) -> Result<Page<Session>, Ec2Error> {
+        self.enter("DescribeTrafficMirrorSessions")?;
+        let state = self.lock();
+        let mut matching = Vec::new();
+        for session in state.sessions.values() {
+            if Self::session_matches(session, filters)? {
+                matching.push(session.clone());
+            }
+        }
+        page_of(&matching, next_token, Self::page_size(&state))
+    }
+
+    async fn describe_targets(&self, next_token: Option<String>) -> Result<Page<Target>, Ec2Error> {
+        self.enter("DescribeTrafficMirrorTargets")?;
+        let state = self.lock();
+        let targets: Vec<Target> = state.targets.values().cloned().collect();
+        page_of(&targets, next_token, Self::page_size(&state))
+    }
+
+    async fn describe_filters(&self, ids: &[String], next_token: Option<String>) -> Result<Page<Filter>, Ec2Error> {
+        self.enter("DescribeTrafficMirrorFilters")?;
+        let state = self.lock();
+        let filters: Vec<Filter> = state
+            .filters
+            .iter()
+            .filter(|id| ids.contains(id))
+            .map(|id| Filter { id: id.clone() })
+            .collect();
+        page_of(&filters, next_token, Self::page_size(&state))
+    }
+
+    async fn create_session(&self, request: &CreateSession) -> Result<Session, Ec2Error> {
+        self.enter("CreateTrafficMirrorSession")?;
+        let mut state = self.lock();
+        Self::create_in(&mut state, request)
+    }
+
+    async fn modify_session(&self, request: &ModifySession) -> Result<Session, Ec2Error> {
+        const OPERATION: &str = "ModifyTrafficMirrorSession";
+        self.enter(OPERATION)?;
+        let mut state = self.lock();
+        let current = state.sessions.get(&request.session_id).cloned().ok_or_else(|| {
+            Ec2Error::rejected(OPERATION, code::SESSION_NOT_FOUND, format!("the session {} does not exist", request.session_id))
+        })?;
+        if let Some(target_id) = &request.target_id {
+            if !state.targets.contains_key(target_id) {
+                return Err(Ec2Error::rejected(OPERATION, code::TARGET_NOT_FOUND, format!("the target {target_id} does not exist")));
+            }
+        }
+        if let Some(filter_id) = &request.filter_id {
+            if !state.filters.contains(filter_id) {
+                return Err(Ec2Error::rejected(OPERATION, code::FILTER_NOT_FOUND, format!("the filter {filter_id} does not exist")));
+            }
+        }
+        if let Some(number) = request.number {
+            Self::check_number(&state, &current.network_interface_id, number, Some(&current.id))?;
+        }
+        let session = state.sessions.get_mut(&request.session_id).expect("checked above");
+        if let Some(target_id) = &request.target_id {
+            session.target_id = target_id.clone();
+        }
+        if let Some(filter_id) = &request.filter_id {
+            session.filter_id = filter_id.clone();
+        }
+        if let Some(number) = request.number {
+            session.number = number;
+        }
+        if let Some(length) = request.packet_length {
+            session.packet_length = Some(length);
+        }
+        if request.remove_packet_length {
+            session.packet_length = None;
+        }
+        if let Some(vni) = request.virtual_network_id {
+            session.virtual_network_id = Some(vni);
+        }
+        if let Some(description) = &request.description {
+            session.description = Some(description.clone());
+        }
+        if request.remove_description {
+            session.description = None;
+        }
+        Ok(session.clone())
+    }
+
+    async fn delete_session(&self, session_id: &str) -> Result<(), Ec2Error> {
+        self.enter("DeleteTrafficMirrorSession")?;
+        let mut state = self.lock();
+        match state.sessions.remove(session_id) {
+            Some(_) => Ok(()),
+            None => Err(Ec2Error::rejected(
+                "DeleteTrafficMirrorSession",
+                code::SESSION_NOT_FOUND,
+                format!("the session {session_id} does not exist"),
+            )),
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! One reconcile pass over a set of policies: validate, read one shared inventory, then plan,
+//! apply and report each policy in turn.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::apply::{apply, ApplyContext};
+use crate::aws::ec2::Ec2;
+use crate::aws::error::Ec2Error;
+use crate::instance_types::InstanceTypeSupport;
+use crate::inventory::{self, InventoryRequest};
+use crate::metrics::Metrics;
+use crate::plan::{plan, DesiredSession};
+use crate::policy::MirrorPolicy;
+use crate::report::{Coverage, PolicyOutcome, PolicyReport};
+use crate::session_index::SessionIndex;
+use crate::validate::validate;
+
+/// Whether a pass writes to AWS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Apply,
+    DryRun,
+}
+
+/// The reconcile engine of one region and set of credentials.
+pub struct Engine<E> {
+    pub ec2: E,
+    pub cluster: String,
+    pub support: InstanceTypeSupport,
+    pub index: Mutex<SessionIndex>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl<E: Ec2> Engine<E> {
+    pub fn new(ec2: E, cluster: impl Into<String>, support: InstanceTypeSupport, metrics: Arc<Metrics>) -> Self {
+        Engine { ec2, cluster: cluster.into(), support, index: Mutex::new(SessionIndex::default()), metrics }
+    }
+
+    /// Reconciles every policy against one inventory read. Invalid policies are reported and
+    /// skipped without any AWS call. A failed inventory read fails the pass before any write,
+    /// because a partial inventory would make sessions look unneeded.
+    pub async fn reconcile(&self, policies: &[MirrorPolicy], mode: Mode) -> Result<Vec<PolicyReport>, Ec2Error> {
+        let started = Instant::now();
+        let mut reports = Vec::new();
+        let mut valid = Vec::new();
+        for policy in policies {
+            match validate(policy) {
+                Ok(()) => valid.push(policy),
+                Err(errors) => {
+                    for error in &errors {
+                        tracing::error!(policy = policy.policy_name(), field = %error.field, "Invalid policy: {}", error.message);
+                    }
+                    self.metrics.reconciles.with_label_values(&["invalid"]).inc();
+                    reports.push(PolicyReport { policy: policy.policy_name().to_string(), outcome: PolicyOutcome::Invalid(errors) });
+                }
+            }
+        }
+        if valid.is_empty() {
+            return Ok(reports);
+        }
+
+        let request = inventory_request(&valid);
+        let mut inventory = match inventory::read(&self.ec2, &request).await {
+            Ok(inventory) => inventory,
+            Err(error) => {
+                self.metrics.reconciles.with_label_values(&["error"]).inc_by(valid.len() as u64);
+                return Err(error);
+            }
+        };
+        self.index.lock().expect("session index lock is not poisoned").refresh(&self.cluster, &inventory);
+        tracing::debug!(
+            instances = inventory.instances.len(),
+            sessions = inventory.sessions.len(),
+            targets = inventory.targets.len(),
+            "Read inventory"
+        );
+
+        for policy in valid {
+            let name = policy.policy_name();
+            let snapshot = self.support.snapshot(Instant::now());
+            let plan = plan(policy, &self.cluster, &inventory, &snapshot);
+            let (applied, coverage) = match mode {
+                Mode::DryRun => (None, Coverage::before_apply(&plan)),
+                Mode::Apply => {
+                    let context = ApplyContext {
+                        ec2: &self.ec2,
+                        cluster: &self.cluster,
+                        index: &self.index,
+                        support: &self.support,
+                        metrics: &self.metrics,
+                    };
+                    let outcome = apply(&context, &plan, &DesiredSession::of(policy), &mut inventory).await;
+                    let coverage = Coverage::after_apply(&plan, &outcome);
+                    (Some(outcome), coverage)
+                }
+            };
+            if mode == Mode::Apply {
+                self.metrics.record_coverage(name, &coverage);
+                self.metrics.reconciles.with_label_values(&["success"]).inc();
+            }
+            tracing::info!(
+                policy = name,
+                selected = coverage.selected,
+                eligible = coverage.eligible,
+                mirrored = coverage.mirrored,
+                coverage = %coverage.percent(),
+                "Reconciled policy"
+            );
+            reports.push(PolicyReport { policy: name.to_string(), outcome: PolicyOutcome::Reconciled { plan, applied, coverage } });
+        }
+        self.metrics.reconcile_duration.with_label_values(&["full"]).observe(started.elapsed().as_secs_f64());
+        Ok(reports)
+    }
+}
+
+/// Narrows the instance read to VPCs when every policy names VPCs, and lists the filters the
+/// policies use. One read serves all policies, so N policies never cost N sweeps.
+fn inventory_request(policies: &[&MirrorPolicy]) -> InventoryRequest {
+    let every_policy_names_vpcs = policies.iter().all(|p| p.spec.selector.vpc_ids.is_some());
+    let vpc_ids = every_policy_names_vpcs.then(|| {
+        policies
+            .iter()
+            .flat_map(|p| p.spec.selector.vpc_ids.iter().flatten().map(|id| id.0.clone()))
+            .collect::<BTreeSet<String>>()
+    });
+    let filter_ids = policies.iter().map(|p| p.spec.filter.id.clone()).collect();
+    InventoryRequest { vpc_ids, filter_ids }
+}

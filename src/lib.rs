@@ -1,0 +1,22 @@
+//! vpc-mirror-controller keeps an AWS Traffic Mirroring session on every network interface
+//! that a `MirrorPolicy` selects, and reports coverage honestly.
+//!
+//! A pass reads one inventory per region, plans each policy as a pure function of (policy,
+//! inventory), applies the plan with owned, idempotent writes, and reports coverage.
+
+pub mod apply;
+pub mod aws;
+pub mod client_token;
+pub mod engine;
+pub mod instance_types;
+pub mod inventory;
+pub mod metrics;
+pub mod ownership;
+pub mod plan;
+pub mod policy;
+pub mod policy_files;
+pub mod report;
+pub mod selector;
+pub mod session_index;
+pub mod standalone;
+pub mod validate;

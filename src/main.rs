@@ -1,0 +1,179 @@
+//! Command-line entry point: run, plan and crd.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use kube::CustomResourceExt;
+use tracing_subscriber::EnvFilter;
+
+use vpc_mirror_controller::aws::config::{self, AwsSettings};
+use vpc_mirror_controller::aws::ec2::SdkEc2;
+use vpc_mirror_controller::aws::instrumented::Instrumented;
+use vpc_mirror_controller::engine::{Engine, Mode};
+use vpc_mirror_controller::instance_types::{parse_overrides, InstanceTypeSupport};
+use vpc_mirror_controller::metrics::{self, Metrics};
+use vpc_mirror_controller::policy::MirrorPolicy;
+use vpc_mirror_controller::report::render_plans;
+use vpc_mirror_controller::{policy_files, standalone};
+
+/// Keeps an AWS Traffic Mirroring session on every network interface that a MirrorPolicy selects.
+#[derive(Parser, Debug)]
+#[command(name = "vpc-mirror-controller", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Reconcile policies: from files with --policies, repeating every --resync-interval.
+    Run(RunArgs),
+    /// Print what a reconcile would create, repair and delete, and change nothing.
+    Plan(PlanArgs),
+    /// Print the MirrorPolicy CustomResourceDefinition as YAML.
+    Crd,
+}
+
+#[derive(Args, Debug)]
+struct AwsArgs {
+    /// AWS endpoint, for example http://127.0.0.1:5000 for an emulator.
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    aws_endpoint_url: Option<String>,
+
+    /// AWS region; defaults to the standard chain (AWS_REGION, profile, instance metadata).
+    #[arg(long, env = "AWS_REGION")]
+    region: Option<String>,
+
+    /// Attempts per AWS call, including the first; throttled and failed calls back off between attempts.
+    #[arg(long, default_value_t = 3)]
+    aws_max_attempts: u32,
+
+    /// Name of this controller's installation; it goes into the ownership tags, so two
+    /// controllers with different names never touch each other's sessions.
+    #[arg(long, env = "VPCMIRROR_CLUSTER_NAME", default_value = "default")]
+    cluster_name: String,
+
+    /// Instance type verdicts that replace the built-in table, for example
+    /// "m6i=supported,t3.nano=unsupported" (a family or an exact type).
+    #[arg(long, env = "VPCMIRROR_INSTANCE_TYPE_OVERRIDES", default_value = "")]
+    instance_type_overrides: String,
+
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    #[command(flatten)]
+    aws: AwsArgs,
+
+    /// MirrorPolicy YAML files or folders of them (several documents per file); repeatable.
+    #[arg(long = "policies", value_name = "PATH", required = true)]
+    policies: Vec<PathBuf>,
+
+    /// Time between full reconcile passes, for example 5m or 90s.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    resync_interval: Duration,
+
+    /// Stop after one pass; the exit code is non-zero when the pass failed.
+    #[arg(long)]
+    once: bool,
+
+    /// Address for /metrics, /healthz and /readyz; "off" disables the endpoint.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    metrics_addr: String,
+}
+
+#[derive(Args, Debug)]
+struct PlanArgs {
+    #[command(flatten)]
+    aws: AwsArgs,
+
+    /// MirrorPolicy YAML files or folders of them; repeatable.
+    #[arg(long = "policies", value_name = "PATH", required = true)]
+    policies: Vec<PathBuf>,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn build_engine(args: &AwsArgs, metrics: std::sync::Arc<Metrics>) -> anyhow::Result<Engine<Instrumented<SdkEc2>>> {
+    let overrides = parse_overrides(&args.instance_type_overrides).map_err(anyhow::Error::msg)?;
+    let settings = AwsSettings {
+        endpoint_url: args.aws_endpoint_url.clone(),
+        region: args.region.clone(),
+        max_attempts: args.aws_max_attempts,
+    };
+    let sdk_config = config::load(&settings).await;
+    if sdk_config.region().is_none() {
+        anyhow::bail!("no AWS region configured: set --region or AWS_REGION");
+    }
+    let ec2 = Instrumented::new(SdkEc2::new(config::ec2_client(&sdk_config)), metrics.clone());
+    Ok(Engine::new(ec2, args.cluster_name.clone(), InstanceTypeSupport::new(overrides), metrics))
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    init_logging(args.aws.log_format);
+    let metrics = Metrics::new();
+    let engine = build_engine(&args.aws, metrics.clone()).await?;
+    if args.metrics_addr != "off" {
+        let address: SocketAddr = args
+            .metrics_addr
+            .parse()
+            .map_err(|e| anyhow::anyhow!("invalid --metrics-addr {:?}: {e}; use HOST:PORT or off", args.metrics_addr))?;
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|e| anyhow::anyhow!("failed to listen on --metrics-addr {address}: {e}"))?;
+        tokio::spawn(metrics::serve(listener, metrics.clone()));
+    }
+    let options = standalone::StandaloneOptions {
+        policy_paths: args.policies,
+        resync_interval: args.resync_interval,
+        once: args.once,
+    };
+    standalone::run(&engine, &options).await
+}
+
+async fn plan(args: PlanArgs) -> anyhow::Result<()> {
+    init_logging(args.aws.log_format);
+    let policies = policy_files::load(&args.policies)?;
+    let engine = build_engine(&args.aws, Metrics::new()).await?;
+    let reports = engine.reconcile(&policies, Mode::DryRun).await?;
+    print!("{}", render_plans(&reports));
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => run(args).await,
+        Command::Plan(args) => plan(args).await,
+        Command::Crd => serde_norway::to_string(&MirrorPolicy::crd())
+            .map(|yaml| print!("{yaml}"))
+            .map_err(anyhow::Error::from),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

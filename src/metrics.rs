@@ -1,0 +1,186 @@
+//! Prometheus metrics and the HTTP endpoint that serves them with the health probes.
+//!
+//! Labels take bounded values only: policy names (a handful per cluster), AWS operation names,
+//! and fixed reason words. ENI, instance and session ids never become labels.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use prometheus::{Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+
+use crate::report::Coverage;
+
+/// Every metric the controller exports, registered in one registry.
+pub struct Metrics {
+    pub registry: Registry,
+    pub policy_network_interfaces: IntGaugeVec,
+    pub policy_unmirrored: IntGaugeVec,
+    pub policy_coverage_ratio: GaugeVec,
+    pub sessions_created: IntCounterVec,
+    pub sessions_repaired: IntCounterVec,
+    pub sessions_deleted: IntCounterVec,
+    pub aws_calls: IntCounterVec,
+    pub reconcile_duration: HistogramVec,
+    pub reconciles: IntCounterVec,
+    ready: AtomicBool,
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Self> {
+        let registry = Registry::new();
+        let policy_network_interfaces = IntGaugeVec::new(
+            Opts::new(
+                "vpcmirror_policy_network_interfaces",
+                "Network interfaces of a policy by state: selected, eligible or mirrored.",
+            ),
+            &["policy", "state"],
+        )
+        .expect("metric definition is valid");
+        let policy_unmirrored = IntGaugeVec::new(
+            Opts::new(
+                "vpcmirror_policy_unmirrored_network_interfaces",
+                "Selected network interfaces of a policy that are not mirrored, by reason.",
+            ),
+            &["policy", "reason"],
+        )
+        .expect("metric definition is valid");
+        let policy_coverage_ratio = GaugeVec::new(
+            Opts::new(
+                "vpcmirror_policy_coverage_ratio",
+                "Mirrored divided by eligible network interfaces of a policy (1 when none are eligible).",
+            ),
+            &["policy"],
+        )
+        .expect("metric definition is valid");
+        let sessions_created = IntCounterVec::new(
+            Opts::new("vpcmirror_sessions_created_total", "Sessions created, by policy and reason."),
+            &["policy", "reason"],
+        )
+        .expect("metric definition is valid");
+        let sessions_repaired = IntCounterVec::new(
+            Opts::new("vpcmirror_sessions_repaired_total", "Owned sessions modified back to the policy, by policy and drifted field."),
+            &["policy", "reason"],
+        )
+        .expect("metric definition is valid");
+        let sessions_deleted = IntCounterVec::new(
+            Opts::new("vpcmirror_sessions_deleted_total", "Owned sessions deleted, by policy and reason."),
+            &["policy", "reason"],
+        )
+        .expect("metric definition is valid");
+        let aws_calls = IntCounterVec::new(
+            Opts::new(
+                "vpcmirror_aws_calls_total",
+                "AWS API calls by operation and outcome (success, throttled, error).",
+            ),
+            &["operation", "outcome"],
+        )
+        .expect("metric definition is valid");
+        let reconcile_duration = HistogramVec::new(
+            HistogramOpts::new("vpcmirror_reconcile_duration_seconds", "Wall time of one reconcile pass over all policies.")
+                .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0]),
+            &["scope"],
+        )
+        .expect("metric definition is valid");
+        let reconciles = IntCounterVec::new(
+            Opts::new("vpcmirror_reconciles_total", "Policy reconciles by outcome (success, invalid, error)."),
+            &["outcome"],
+        )
+        .expect("metric definition is valid");
+
+        for collector in [
+            Box::new(policy_network_interfaces.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(policy_unmirrored.clone()),
+            Box::new(policy_coverage_ratio.clone()),
+            Box::new(sessions_created.clone()),
+            Box::new(sessions_repaired.clone()),
+            Box::new(sessions_deleted.clone()),
+            Box::new(aws_calls.clone()),
+            Box::new(reconcile_duration.clone()),
+            Box::new(reconciles.clone()),
+        ] {
+            registry.register(collector).expect("metric names are unique");
+        }
+
+        Arc::new(Metrics {
+            registry,
+            policy_network_interfaces,
+            policy_unmirrored,
+            policy_coverage_ratio,
+            sessions_created,
+            sessions_repaired,
+            sessions_deleted,
+            aws_calls,
+            reconcile_duration,
+            reconciles,
+            ready: AtomicBool::new(false),
+        })
+    }
+
+    /// Publishes a policy's coverage, replacing the reasons of its previous report.
+    pub fn record_coverage(&self, policy: &str, coverage: &Coverage) {
+        self.policy_network_interfaces.with_label_values(&[policy, "selected"]).set(coverage.selected as i64);
+        self.policy_network_interfaces.with_label_values(&[policy, "eligible"]).set(coverage.eligible as i64);
+        self.policy_network_interfaces.with_label_values(&[policy, "mirrored"]).set(coverage.mirrored as i64);
+        self.policy_coverage_ratio.with_label_values(&[policy]).set(coverage.ratio());
+        for reason in crate::plan::UnmirroredReason::ALL {
+            let count = coverage.unmirrored_by_reason.get(&reason).copied().unwrap_or(0);
+            self.policy_unmirrored.with_label_values(&[policy, reason.as_str()]).set(count as i64);
+        }
+    }
+
+    /// Counts one AWS call.
+    pub fn record_aws_call(&self, operation: &str, outcome: &str) {
+        self.aws_calls.with_label_values(&[operation, outcome]).inc();
+    }
+
+    /// Marks the controller ready once its first reconcile pass has finished.
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Relaxed);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    /// Renders every metric in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buffer)
+            .expect("text encoding of gathered metrics does not fail");
+        String::from_utf8(buffer).expect("the text format is UTF-8")
+    }
+}
+
+async fn metrics_handler(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
+    ([("content-type", "text/plain; version=0.0.4")], metrics.render())
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
+    if metrics.is_ready() {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "first reconcile pass not finished")
+    }
+}
+
+/// Serves /metrics, /healthz and /readyz on a bound listener until the process stops.
+pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) -> std::io::Result<()> {
+    let app = Router::new()
+        .route("/metrics", get(metrics_handler))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(metrics);
+    let address = listener.local_addr()?;
+    tracing::info!(%address, "Serving metrics and health probes");
+    axum::serve(listener, app).await
+}
