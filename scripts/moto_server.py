@@ -5,15 +5,28 @@ and tmf-...; the MirrorPolicy schema accepts only the AWS shapes. This launcher 
 prefixes before the server starts. With --fixed-mirror-ids, targets and filters are numbered
 tmt-00000000000000001, tmt-00000000000000002, ... so that example policies can name them.
 
-Usage: python moto_server.py --port PORT [--fixed-mirror-ids]
+With --exit-with-parent, the server stops when the process that started it ends, so a test
+binary that shares one server between its tests never leaves it running.
+
+Usage: python moto_server.py --port PORT [--fixed-mirror-ids] [--exit-with-parent]
 """
 
 import argparse
 import itertools
+import os
+import threading
+import time
 
 import moto.ec2.models.traffic_mirrors as traffic_mirrors
 import moto.ec2.utils as ec2_utils
 import moto.server
+
+
+def exit_with_parent(parent: int) -> None:
+    """Ends this process once `parent` is gone; the orphan is then adopted by another process."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(0)
 
 
 def main() -> None:
@@ -24,7 +37,15 @@ def main() -> None:
         action="store_true",
         help="number targets and filters from 1 instead of drawing random ids",
     )
+    parser.add_argument(
+        "--exit-with-parent",
+        action="store_true",
+        help="stop when the parent process ends",
+    )
     args = parser.parse_args()
+
+    if args.exit_with_parent:
+        threading.Thread(target=exit_with_parent, args=(os.getppid(),), daemon=True).start()
 
     ec2_utils.EC2_RESOURCE_TO_PREFIX["traffic-mirror-target"] = "tmt"
     ec2_utils.EC2_RESOURCE_TO_PREFIX["traffic-mirror-filter"] = "tmf"

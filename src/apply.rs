@@ -4,7 +4,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use crate::aws::ec2::Ec2;
-use crate::aws::error::{code, Ec2Error, ErrorKind};
+use crate::aws::error::{Ec2Error, ErrorKind, code};
 use crate::aws::model::{CreateSession, Session};
 use crate::client_token::client_token;
 use crate::instance_types::InstanceTypeSupport;
@@ -29,7 +29,9 @@ pub struct ApplyOutcome {
 impl ApplyOutcome {
     /// Returns whether any write failed for a reason that a later attempt can fix.
     pub fn has_retryable_failure(&self) -> bool {
-        self.failed.iter().any(|f| matches!(f.reason, UnmirroredReason::AwsError | UnmirroredReason::Throttled))
+        self.failed
+            .iter()
+            .any(|f| matches!(f.reason, UnmirroredReason::AwsError | UnmirroredReason::Throttled))
             || self.failed_deletes.iter().any(|(_, e)| e.is_retryable())
     }
 }
@@ -84,9 +86,15 @@ pub async fn apply<E: Ec2>(
                     "Repaired session"
                 );
                 let first_drift = repair.drifts.first().map(|d| d.as_str()).unwrap_or_default();
-                context.metrics.sessions_repaired.with_label_values(&[policy, first_drift]).inc();
+                context
+                    .metrics
+                    .sessions_repaired
+                    .with_label_values(&[policy, first_drift])
+                    .inc();
                 inventory.insert_session(session.clone());
-                outcome.repaired.push((repair.source.clone(), session, repair.drifts.clone()));
+                outcome
+                    .repaired
+                    .push((repair.source.clone(), session, repair.drifts.clone()));
             }
             Err(error) => {
                 tracing::warn!(
@@ -101,7 +109,11 @@ pub async fn apply<E: Ec2>(
                 } else {
                     error.to_string()
                 };
-                outcome.failed.push(Unmirrored { source: repair.source.clone(), reason: reason_for(&error), detail });
+                outcome.failed.push(Unmirrored {
+                    source: repair.source.clone(),
+                    reason: reason_for(&error),
+                    detail,
+                });
             }
         }
     }
@@ -121,7 +133,9 @@ pub async fn apply<E: Ec2>(
         };
         let replaces = {
             let index = context.index.lock().expect("session index lock is not poisoned");
-            index.latest_session(policy, &source.network_interface_id).map(str::to_string)
+            index
+                .latest_session(policy, &source.network_interface_id)
+                .map(str::to_string)
         };
         request.client_token = client_token(context.cluster, policy, &request, replaces.as_deref());
 
@@ -137,7 +151,11 @@ pub async fn apply<E: Ec2>(
                     replaces = replaces.as_deref().unwrap_or(""),
                     "Created session"
                 );
-                context.metrics.sessions_created.with_label_values(&[policy, reason]).inc();
+                context
+                    .metrics
+                    .sessions_created
+                    .with_label_values(&[policy, reason])
+                    .inc();
                 context
                     .index
                     .lock()
@@ -159,7 +177,11 @@ pub async fn apply<E: Ec2>(
                     error = %error,
                     "Failed to create session"
                 );
-                outcome.failed.push(Unmirrored { source: source.clone(), reason, detail: error.to_string() });
+                outcome.failed.push(Unmirrored {
+                    source: source.clone(),
+                    reason,
+                    detail: error.to_string(),
+                });
             }
         }
     }
@@ -185,7 +207,11 @@ pub async fn apply<E: Ec2>(
                     reason = delete.reason.as_str(),
                     "Deleted session"
                 );
-                context.metrics.sessions_deleted.with_label_values(&[policy, delete.reason.as_str()]).inc();
+                context
+                    .metrics
+                    .sessions_deleted
+                    .with_label_values(&[policy, delete.reason.as_str()])
+                    .inc();
                 inventory.remove_session(&delete.session_id);
                 outcome.deleted.push(delete.clone());
             }

@@ -84,6 +84,9 @@ mod tests {
     fn token_changes_with_parameters() {
         let mut changed = request();
         changed.packet_length = Some(128);
-        assert_ne!(client_token("prod", "web", &request(), None), client_token("prod", "web", &changed, None));
+        assert_ne!(
+            client_token("prod", "web", &request(), None),
+            client_token("prod", "web", &changed, None)
+        );
     }
 }

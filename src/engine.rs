@@ -5,13 +5,13 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::apply::{apply, ApplyContext};
+use crate::apply::{ApplyContext, apply};
 use crate::aws::ec2::Ec2;
 use crate::aws::error::Ec2Error;
 use crate::instance_types::InstanceTypeSupport;
 use crate::inventory::{self, InventoryRequest};
 use crate::metrics::Metrics;
-use crate::plan::{plan, DesiredSession};
+use crate::plan::{DesiredSession, plan};
 use crate::policy::MirrorPolicy;
 use crate::report::{Coverage, PolicyOutcome, PolicyReport};
 use crate::session_index::SessionIndex;
@@ -35,7 +35,13 @@ pub struct Engine<E> {
 
 impl<E: Ec2> Engine<E> {
     pub fn new(ec2: E, cluster: impl Into<String>, support: InstanceTypeSupport, metrics: Arc<Metrics>) -> Self {
-        Engine { ec2, cluster: cluster.into(), support, index: Mutex::new(SessionIndex::default()), metrics }
+        Engine {
+            ec2,
+            cluster: cluster.into(),
+            support,
+            index: Mutex::new(SessionIndex::default()),
+            metrics,
+        }
     }
 
     /// Reconciles every policy against one inventory read. Invalid policies are reported and
@@ -53,7 +59,10 @@ impl<E: Ec2> Engine<E> {
                         tracing::error!(policy = policy.policy_name(), field = %error.field, "Invalid policy: {}", error.message);
                     }
                     self.metrics.reconciles.with_label_values(&["invalid"]).inc();
-                    reports.push(PolicyReport { policy: policy.policy_name().to_string(), outcome: PolicyOutcome::Invalid(errors) });
+                    reports.push(PolicyReport {
+                        policy: policy.policy_name().to_string(),
+                        outcome: PolicyOutcome::Invalid(errors),
+                    });
                 }
             }
         }
@@ -65,11 +74,17 @@ impl<E: Ec2> Engine<E> {
         let mut inventory = match inventory::read(&self.ec2, &request).await {
             Ok(inventory) => inventory,
             Err(error) => {
-                self.metrics.reconciles.with_label_values(&["error"]).inc_by(valid.len() as u64);
+                self.metrics
+                    .reconciles
+                    .with_label_values(&["error"])
+                    .inc_by(valid.len() as u64);
                 return Err(error);
             }
         };
-        self.index.lock().expect("session index lock is not poisoned").refresh(&self.cluster, &inventory);
+        self.index
+            .lock()
+            .expect("session index lock is not poisoned")
+            .refresh(&self.cluster, &inventory);
         tracing::debug!(
             instances = inventory.instances.len(),
             sessions = inventory.sessions.len(),
@@ -108,9 +123,19 @@ impl<E: Ec2> Engine<E> {
                 coverage = %coverage.percent(),
                 "Reconciled policy"
             );
-            reports.push(PolicyReport { policy: name.to_string(), outcome: PolicyOutcome::Reconciled { plan, applied, coverage } });
+            reports.push(PolicyReport {
+                policy: name.to_string(),
+                outcome: PolicyOutcome::Reconciled {
+                    plan,
+                    applied,
+                    coverage,
+                },
+            });
         }
-        self.metrics.reconcile_duration.with_label_values(&["full"]).observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .reconcile_duration
+            .with_label_values(&["full"])
+            .observe(started.elapsed().as_secs_f64());
         Ok(reports)
     }
 }

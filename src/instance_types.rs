@@ -24,25 +24,19 @@ const UNSUPPORTED_NITRO_FAMILIES: &[&str] = &[
     // Compute optimized
     "c8g", "c6a", "c6gd", "c6gn", "c6i", "c6id", "c6in", "c7a", "c7g", "c7gd", "c7gn", "c7i",
     // Memory optimized
-    "r8g", "r6a", "r6i", "r6id", "r6idn", "r6in", "r7a", "r7g", "r7gd", "r7i", "r7iz", "x8g",
-    "x2idn", "x2iedn", "x2iezn",
-    // Storage optimized
-    "i4g", "i4i", "im4gn", "is4gen",
-    // Accelerated computing
-    "inf2", "p5", "trn1", "trn1n",
-    // High-performance computing
+    "r8g", "r6a", "r6i", "r6id", "r6idn", "r6in", "r7a", "r7g", "r7gd", "r7i", "r7iz", "x8g", "x2idn", "x2iedn",
+    "x2iezn", // Storage optimized
+    "i4g", "i4i", "im4gn", "is4gen", // Accelerated computing
+    "inf2", "p5", "trn1", "trn1n", // High-performance computing
     "hpc6a", "hpc6id", "hpc7a", "hpc7g",
 ];
 
 /// The only Xen (non-Nitro) families that support Traffic Mirroring.
-const SUPPORTED_XEN_FAMILIES: &[&str] = &[
-    "c4", "d2", "g3", "g3s", "h1", "i3", "m4", "p2", "p3", "r4", "x1", "x1e",
-];
+const SUPPORTED_XEN_FAMILIES: &[&str] = &["c4", "d2", "g3", "g3s", "h1", "i3", "m4", "p2", "p3", "r4", "x1", "x1e"];
 
 /// Xen families that are not in the supported list (T2 is named explicitly by AWS).
 const UNSUPPORTED_XEN_FAMILIES: &[&str] = &[
-    "t1", "t2", "m1", "m2", "m3", "c1", "c3", "cc2", "cg1", "cr1", "g2", "hi1", "hs1", "i2",
-    "r3", "f1",
+    "t1", "t2", "m1", "m2", "m3", "c1", "c3", "cc2", "cg1", "cr1", "g2", "hi1", "hs1", "i2", "r3", "f1",
 ];
 
 /// Where a verdict on an instance type came from.
@@ -86,7 +80,10 @@ pub struct InstanceTypeSupport {
 
 impl InstanceTypeSupport {
     pub fn new(overrides: BTreeMap<String, Verdict>) -> Self {
-        InstanceTypeSupport { overrides, learned: Mutex::new(HashMap::new()) }
+        InstanceTypeSupport {
+            overrides,
+            learned: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Marks an instance type unsupported after AWS rejected one of its interfaces.
@@ -99,7 +96,10 @@ impl InstanceTypeSupport {
     pub fn snapshot(&self, now: Instant) -> SupportSnapshot<'_> {
         let mut learned = self.learned.lock().expect("learned-types lock is not poisoned");
         learned.retain(|_, expires| *expires > now);
-        SupportSnapshot { overrides: &self.overrides, learned: learned.keys().cloned().collect() }
+        SupportSnapshot {
+            overrides: &self.overrides,
+            learned: learned.keys().cloned().collect(),
+        }
     }
 }
 
@@ -201,6 +201,10 @@ mod tests {
         let start = Instant::now();
         support.learn_unsupported("m5.large", start);
         assert!(!support.snapshot(start).supports("m5.large"));
-        assert!(support.snapshot(start + LEARNED_TTL + Duration::from_secs(1)).supports("m5.large"));
+        assert!(
+            support
+                .snapshot(start + LEARNED_TTL + Duration::from_secs(1))
+                .supports("m5.large")
+        );
     }
 }

@@ -123,11 +123,17 @@ macro_rules! read_all_pages {
 pub async fn read<E: Ec2>(ec2: &E, request: &InventoryRequest) -> Result<Inventory, Ec2Error> {
     // Pending instances are read so that their sessions (kept from before a stop) are not pruned
     // while they start; only running instances get new sessions.
-    let mut filters = vec![("instance-state-name".to_string(), vec!["pending".to_string(), "running".to_string()])];
+    let mut filters = vec![(
+        "instance-state-name".to_string(),
+        vec!["pending".to_string(), "running".to_string()],
+    )];
     if let Some(vpc_ids) = &request.vpc_ids {
         filters.push(("vpc-id".to_string(), vpc_ids.iter().cloned().collect()));
     }
-    let query = InstanceQuery { instance_ids: vec![], filters };
+    let query = InstanceQuery {
+        instance_ids: vec![],
+        filters,
+    };
     let instances = read_all_pages!(|token| ec2.describe_instances(&query, token));
 
     let sessions = read_all_pages!(|token| ec2.describe_sessions(&[], token));

@@ -13,7 +13,7 @@ use vpc_mirror_controller::aws::config::{self, AwsSettings};
 use vpc_mirror_controller::aws::ec2::SdkEc2;
 use vpc_mirror_controller::aws::instrumented::Instrumented;
 use vpc_mirror_controller::engine::{Engine, Mode};
-use vpc_mirror_controller::instance_types::{parse_overrides, InstanceTypeSupport};
+use vpc_mirror_controller::instance_types::{InstanceTypeSupport, parse_overrides};
 use vpc_mirror_controller::metrics::{self, Metrics};
 use vpc_mirror_controller::policy::MirrorPolicy;
 use vpc_mirror_controller::report::render_plans;
@@ -106,14 +106,19 @@ struct PlanArgs {
 
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
 }
 
-async fn build_engine(args: &AwsArgs, metrics: std::sync::Arc<Metrics>) -> anyhow::Result<Engine<Instrumented<SdkEc2>>> {
+async fn build_engine(
+    args: &AwsArgs,
+    metrics: std::sync::Arc<Metrics>,
+) -> anyhow::Result<Engine<Instrumented<SdkEc2>>> {
     let overrides = parse_overrides(&args.instance_type_overrides).map_err(anyhow::Error::msg)?;
     let settings = AwsSettings {
         endpoint_url: args.aws_endpoint_url.clone(),
@@ -125,7 +130,12 @@ async fn build_engine(args: &AwsArgs, metrics: std::sync::Arc<Metrics>) -> anyho
         anyhow::bail!("no AWS region configured: set --region or AWS_REGION");
     }
     let ec2 = Instrumented::new(SdkEc2::new(config::ec2_client(&sdk_config)), metrics.clone());
-    Ok(Engine::new(ec2, args.cluster_name.clone(), InstanceTypeSupport::new(overrides), metrics))
+    Ok(Engine::new(
+        ec2,
+        args.cluster_name.clone(),
+        InstanceTypeSupport::new(overrides),
+        metrics,
+    ))
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -133,10 +143,12 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let metrics = Metrics::new();
     let engine = build_engine(&args.aws, metrics.clone()).await?;
     if args.metrics_addr != "off" {
-        let address: SocketAddr = args
-            .metrics_addr
-            .parse()
-            .map_err(|e| anyhow::anyhow!("invalid --metrics-addr {:?}: {e}; use HOST:PORT or off", args.metrics_addr))?;
+        let address: SocketAddr = args.metrics_addr.parse().map_err(|e| {
+            anyhow::anyhow!(
+                "invalid --metrics-addr {:?}: {e}; use HOST:PORT or off",
+                args.metrics_addr
+            )
+        })?;
         let listener = tokio::net::TcpListener::bind(address)
             .await
             .map_err(|e| anyhow::anyhow!("failed to listen on --metrics-addr {address}: {e}"))?;

@@ -3,15 +3,17 @@
 //! Labels take bounded values only: policy names (a handful per cluster), AWS operation names,
 //! and fixed reason words. ENI, instance and session ids never become labels.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
+use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::Router;
-use prometheus::{Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
 use crate::report::Coverage;
 
@@ -58,17 +60,26 @@ impl Metrics {
         )
         .expect("metric definition is valid");
         let sessions_created = IntCounterVec::new(
-            Opts::new("vpcmirror_sessions_created_total", "Sessions created, by policy and reason."),
+            Opts::new(
+                "vpcmirror_sessions_created_total",
+                "Sessions created, by policy and reason.",
+            ),
             &["policy", "reason"],
         )
         .expect("metric definition is valid");
         let sessions_repaired = IntCounterVec::new(
-            Opts::new("vpcmirror_sessions_repaired_total", "Owned sessions modified back to the policy, by policy and drifted field."),
+            Opts::new(
+                "vpcmirror_sessions_repaired_total",
+                "Owned sessions modified back to the policy, by policy and drifted field.",
+            ),
             &["policy", "reason"],
         )
         .expect("metric definition is valid");
         let sessions_deleted = IntCounterVec::new(
-            Opts::new("vpcmirror_sessions_deleted_total", "Owned sessions deleted, by policy and reason."),
+            Opts::new(
+                "vpcmirror_sessions_deleted_total",
+                "Owned sessions deleted, by policy and reason.",
+            ),
             &["policy", "reason"],
         )
         .expect("metric definition is valid");
@@ -81,13 +92,19 @@ impl Metrics {
         )
         .expect("metric definition is valid");
         let reconcile_duration = HistogramVec::new(
-            HistogramOpts::new("vpcmirror_reconcile_duration_seconds", "Wall time of one reconcile pass over all policies.")
-                .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0]),
+            HistogramOpts::new(
+                "vpcmirror_reconcile_duration_seconds",
+                "Wall time of one reconcile pass over all policies.",
+            )
+            .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0]),
             &["scope"],
         )
         .expect("metric definition is valid");
         let reconciles = IntCounterVec::new(
-            Opts::new("vpcmirror_reconciles_total", "Policy reconciles by outcome (success, invalid, error)."),
+            Opts::new(
+                "vpcmirror_reconciles_total",
+                "Policy reconciles by outcome (success, invalid, error).",
+            ),
             &["outcome"],
         )
         .expect("metric definition is valid");
@@ -123,13 +140,23 @@ impl Metrics {
 
     /// Publishes a policy's coverage, replacing the reasons of its previous report.
     pub fn record_coverage(&self, policy: &str, coverage: &Coverage) {
-        self.policy_network_interfaces.with_label_values(&[policy, "selected"]).set(coverage.selected as i64);
-        self.policy_network_interfaces.with_label_values(&[policy, "eligible"]).set(coverage.eligible as i64);
-        self.policy_network_interfaces.with_label_values(&[policy, "mirrored"]).set(coverage.mirrored as i64);
-        self.policy_coverage_ratio.with_label_values(&[policy]).set(coverage.ratio());
+        self.policy_network_interfaces
+            .with_label_values(&[policy, "selected"])
+            .set(coverage.selected as i64);
+        self.policy_network_interfaces
+            .with_label_values(&[policy, "eligible"])
+            .set(coverage.eligible as i64);
+        self.policy_network_interfaces
+            .with_label_values(&[policy, "mirrored"])
+            .set(coverage.mirrored as i64);
+        self.policy_coverage_ratio
+            .with_label_values(&[policy])
+            .set(coverage.ratio());
         for reason in crate::plan::UnmirroredReason::ALL {
             let count = coverage.unmirrored_by_reason.get(&reason).copied().unwrap_or(0);
-            self.policy_unmirrored.with_label_values(&[policy, reason.as_str()]).set(count as i64);
+            self.policy_unmirrored
+                .with_label_values(&[policy, reason.as_str()])
+                .set(count as i64);
         }
     }
 

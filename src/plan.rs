@@ -250,10 +250,13 @@ impl DesiredSession {
 
 /// Returns the interfaces of an instance that the policy's `interfaces` setting picks.
 fn picked_interfaces(instance: &Instance, selection: InterfaceSelection) -> impl Iterator<Item = &NetworkInterface> {
-    instance.network_interfaces.iter().filter(move |interface| match selection {
-        InterfaceSelection::All => true,
-        InterfaceSelection::Primary => interface.device_index == 0 && interface.network_card_index == 0,
-    })
+    instance
+        .network_interfaces
+        .iter()
+        .filter(move |interface| match selection {
+            InterfaceSelection::All => true,
+            InterfaceSelection::Primary => interface.device_index == 0 && interface.network_card_index == 0,
+        })
 }
 
 /// Computes the plan of one valid policy against an inventory.
@@ -267,11 +270,17 @@ pub fn plan(policy: &MirrorPolicy, cluster: &str, inventory: &Inventory, support
     let mut owned_by_interface: HashMap<&str, Vec<&Session>> = HashMap::new();
     for session in inventory.sessions.values() {
         if is_owned_by(session, cluster, name) {
-            owned_by_interface.entry(session.network_interface_id.as_str()).or_default().push(session);
+            owned_by_interface
+                .entry(session.network_interface_id.as_str())
+                .or_default()
+                .push(session);
         }
     }
 
-    let mut plan = Plan { policy: name.to_string(), ..Plan::default() };
+    let mut plan = Plan {
+        policy: name.to_string(),
+        ..Plan::default()
+    };
     // Interfaces whose owned sessions stay: selected and eligible, or not decidable right now.
     let mut keep: HashSet<&str> = HashSet::new();
 
@@ -284,36 +293,51 @@ pub fn plan(policy: &MirrorPolicy, cluster: &str, inventory: &Inventory, support
             }
             plan.selected += 1;
             let source = Source::of(instance, interface);
-            let owned = owned_by_interface.get(interface.id.as_str()).map(Vec::as_slice).unwrap_or_default();
+            let owned = owned_by_interface
+                .get(interface.id.as_str())
+                .map(Vec::as_slice)
+                .unwrap_or_default();
             let on_interface = inventory.sessions_on(&interface.id);
-            let unmirrored = |reason, detail: String| Unmirrored { source: source.clone(), reason, detail };
+            let unmirrored = |reason, detail: String| Unmirrored {
+                source: source.clone(),
+                reason,
+                detail,
+            };
 
             if interface.interface_type != "interface" {
                 let detail = format!("interface type {} cannot be a mirror source", interface.interface_type);
-                plan.unmirrored.push(unmirrored(UnmirroredReason::UnsupportedInterfaceType, detail));
+                plan.unmirrored
+                    .push(unmirrored(UnmirroredReason::UnsupportedInterfaceType, detail));
                 continue;
             }
             if inventory.is_target_interface(&interface.id) {
                 let detail = "the interface is a Traffic Mirror target".to_string();
-                plan.unmirrored.push(unmirrored(UnmirroredReason::SourceIsTarget, detail));
+                plan.unmirrored
+                    .push(unmirrored(UnmirroredReason::SourceIsTarget, detail));
                 continue;
             }
             // A session that AWS accepted proves support, whatever the table says.
             let already_mirrored = !owned.is_empty() || on_interface.iter().any(|s| s.target_id == desired.target_id);
             if !already_mirrored && !support.supports(&instance.instance_type) {
-                let detail = format!("instance type {} does not support Traffic Mirroring", instance.instance_type);
-                plan.unmirrored.push(unmirrored(UnmirroredReason::UnsupportedInstanceType, detail));
+                let detail = format!(
+                    "instance type {} does not support Traffic Mirroring",
+                    instance.instance_type
+                );
+                plan.unmirrored
+                    .push(unmirrored(UnmirroredReason::UnsupportedInstanceType, detail));
                 continue;
             }
             keep.insert(interface.id.as_str());
             if target_missing {
                 let detail = format!("target {} not found", desired.target_id);
-                plan.unmirrored.push(unmirrored(UnmirroredReason::TargetNotFound, detail));
+                plan.unmirrored
+                    .push(unmirrored(UnmirroredReason::TargetNotFound, detail));
                 continue;
             }
             if filter_missing {
                 let detail = format!("filter {} not found", desired.filter_id);
-                plan.unmirrored.push(unmirrored(UnmirroredReason::FilterNotFound, detail));
+                plan.unmirrored
+                    .push(unmirrored(UnmirroredReason::FilterNotFound, detail));
                 continue;
             }
 
@@ -322,19 +346,31 @@ pub fn plan(policy: &MirrorPolicy, cluster: &str, inventory: &Inventory, support
                 continue;
             }
             if let Some(existing) = on_interface.iter().find(|s| s.target_id == desired.target_id) {
-                plan.mirrored.push(Mirrored { source, session_id: existing.id.clone(), adopted: true });
+                plan.mirrored.push(Mirrored {
+                    source,
+                    session_id: existing.id.clone(),
+                    adopted: true,
+                });
                 continue;
             }
             if on_interface.len() >= MAX_SESSIONS_PER_INTERFACE {
-                let detail = format!("the interface already has {} sessions, the AWS maximum", on_interface.len());
-                plan.unmirrored.push(unmirrored(UnmirroredReason::SessionQuotaReached, detail));
+                let detail = format!(
+                    "the interface already has {} sessions, the AWS maximum",
+                    on_interface.len()
+                );
+                plan.unmirrored
+                    .push(unmirrored(UnmirroredReason::SessionQuotaReached, detail));
                 continue;
             }
             match choose_number(desired.number, &on_interface) {
                 Ok(number) => plan.creates.push(Create { source, number }),
                 Err(holder) => {
-                    let detail = format!("session number {} is used by session {holder}", desired.number.unwrap_or_default());
-                    plan.unmirrored.push(unmirrored(UnmirroredReason::SessionNumberInUse, detail));
+                    let detail = format!(
+                        "session number {} is used by session {holder}",
+                        desired.number.unwrap_or_default()
+                    );
+                    plan.unmirrored
+                        .push(unmirrored(UnmirroredReason::SessionNumberInUse, detail));
                 }
             }
         }
@@ -361,10 +397,23 @@ pub fn plan(policy: &MirrorPolicy, cluster: &str, inventory: &Inventory, support
 
 /// Plans one interface that already has sessions of this policy: keep one, repair it if it
 /// drifted, and delete the others.
-fn plan_owned(plan: &mut Plan, source: Source, owned: &[&Session], on_interface: &[&Session], desired: &DesiredSession) {
+fn plan_owned(
+    plan: &mut Plan,
+    source: Source,
+    owned: &[&Session],
+    on_interface: &[&Session],
+    desired: &DesiredSession,
+) {
     let keeper = owned
         .iter()
-        .min_by_key(|s| (s.target_id != desired.target_id, s.filter_id != desired.filter_id, s.number, s.id.as_str()))
+        .min_by_key(|s| {
+            (
+                s.target_id != desired.target_id,
+                s.filter_id != desired.filter_id,
+                s.number,
+                s.id.as_str(),
+            )
+        })
         .expect("owned is not empty");
     for duplicate in owned.iter().filter(|s| s.id != keeper.id) {
         plan.deletes.push(Delete {
@@ -381,13 +430,20 @@ fn plan_owned(plan: &mut Plan, source: Source, owned: &[&Session], on_interface:
         .collect();
     match drift(keeper, desired, &others) {
         Some((change, drifts)) => plan.repairs.push(Repair { source, change, drifts }),
-        None => plan.mirrored.push(Mirrored { source, session_id: keeper.id.clone(), adopted: false }),
+        None => plan.mirrored.push(Mirrored {
+            source,
+            session_id: keeper.id.clone(),
+            adopted: false,
+        }),
     }
 }
 
 /// Compares an owned session with the policy and returns the change that repairs it.
 fn drift(session: &Session, desired: &DesiredSession, others: &[&Session]) -> Option<(ModifySession, Vec<Drift>)> {
-    let mut change = ModifySession { session_id: session.id.clone(), ..ModifySession::default() };
+    let mut change = ModifySession {
+        session_id: session.id.clone(),
+        ..ModifySession::default()
+    };
     let mut drifts = Vec::new();
     if session.target_id != desired.target_id {
         change.target_id = Some(desired.target_id.clone());

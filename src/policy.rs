@@ -21,10 +21,30 @@ use serde::{Deserialize, Serialize};
     shortname = "mp",
     status = "MirrorPolicyStatus",
     doc = "A MirrorPolicy keeps an AWS Traffic Mirroring session on every network interface of the instances it selects.",
-    printcolumn(name = "Coverage", type_ = "string", json_path = ".status.coverage.percent", description = "Mirrored share of the eligible network interfaces"),
-    printcolumn(name = "Mirrored", type_ = "integer", json_path = ".status.coverage.mirrored", description = "Network interfaces with a session to the target"),
-    printcolumn(name = "Eligible", type_ = "integer", json_path = ".status.coverage.eligible", description = "Selected network interfaces that AWS can mirror"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status", description = "Whether every eligible network interface is mirrored"),
+    printcolumn(
+        name = "Coverage",
+        type_ = "string",
+        json_path = ".status.coverage.percent",
+        description = "Mirrored share of the eligible network interfaces"
+    ),
+    printcolumn(
+        name = "Mirrored",
+        type_ = "integer",
+        json_path = ".status.coverage.mirrored",
+        description = "Network interfaces with a session to the target"
+    ),
+    printcolumn(
+        name = "Eligible",
+        type_ = "integer",
+        json_path = ".status.coverage.eligible",
+        description = "Selected network interfaces that AWS can mirror"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status",
+        description = "Whether every eligible network interface is mirrored"
+    ),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]

@@ -25,7 +25,11 @@ impl Coverage {
     /// Coverage after an apply: sessions in place, created and repaired count as mirrored.
     pub fn after_apply(plan: &Plan, outcome: &ApplyOutcome) -> Self {
         let mirrored = plan.mirrored.len() + outcome.created.len() + outcome.repaired.len();
-        Self::count(plan.selected, mirrored, plan.unmirrored.iter().chain(outcome.failed.iter()))
+        Self::count(
+            plan.selected,
+            mirrored,
+            plan.unmirrored.iter().chain(outcome.failed.iter()),
+        )
     }
 
     fn count<'a>(selected: usize, mirrored: usize, unmirrored: impl Iterator<Item = &'a Unmirrored>) -> Self {
@@ -37,12 +41,21 @@ impl Coverage {
                 ineligible += 1;
             }
         }
-        Coverage { selected, eligible: selected - ineligible, mirrored, unmirrored_by_reason }
+        Coverage {
+            selected,
+            eligible: selected - ineligible,
+            mirrored,
+            unmirrored_by_reason,
+        }
     }
 
     /// Mirrored divided by eligible; 1 when nothing is eligible, since nothing is missing.
     pub fn ratio(&self) -> f64 {
-        if self.eligible == 0 { 1.0 } else { self.mirrored as f64 / self.eligible as f64 }
+        if self.eligible == 0 {
+            1.0
+        } else {
+            self.mirrored as f64 / self.eligible as f64
+        }
     }
 
     /// The ratio as a percentage with one decimal, for example "98.5%".
@@ -96,7 +109,11 @@ pub fn render_table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut text = String::new();
     let header_cells: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
     for row in std::iter::once(&header_cells).chain(rows) {
-        let line: Vec<String> = row.iter().zip(&widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
         let _ = writeln!(text, "{}", line.join("  ").trim_end());
     }
     text
@@ -109,7 +126,16 @@ pub fn render_coverage(reports: &[PolicyReport]) -> String {
     for report in reports {
         match &report.outcome {
             PolicyOutcome::Invalid(errors) => {
-                rows.push(vec![report.policy.clone(), "invalid".into(), "-".into(), "-".into(), "-".into(), "-".into(), "-".into(), "-".into()]);
+                rows.push(vec![
+                    report.policy.clone(),
+                    "invalid".into(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                ]);
                 for error in errors {
                     let _ = writeln!(invalid, "policy {}: {error}", report.policy);
                 }
@@ -133,7 +159,9 @@ pub fn render_coverage(reports: &[PolicyReport]) -> String {
         }
     }
     let mut text = render_table(
-        &["POLICY", "COVERAGE", "MIRRORED", "ELIGIBLE", "SELECTED", "CREATED", "REPAIRED", "DELETED"],
+        &[
+            "POLICY", "COVERAGE", "MIRRORED", "ELIGIBLE", "SELECTED", "CREATED", "REPAIRED", "DELETED",
+        ],
         &rows,
     );
     text.push_str(&invalid);
@@ -154,7 +182,10 @@ pub fn render_coverage(reports: &[PolicyReport]) -> String {
         .collect();
     if !unmirrored.is_empty() {
         text.push('\n');
-        text.push_str(&render_table(&["POLICY", "INSTANCE", "INTERFACE", "REASON", "DETAIL"], &unmirrored));
+        text.push_str(&render_table(
+            &["POLICY", "INSTANCE", "INTERFACE", "REASON", "DETAIL"],
+            &unmirrored,
+        ));
     }
     text
 }
@@ -185,23 +216,60 @@ pub fn render_plans(reports: &[PolicyReport]) -> String {
                 );
                 let mut rows = Vec::new();
                 for create in &plan.creates {
-                    rows.push(vec!["create".into(), create.source.instance_id.clone(), create.source.network_interface_id.clone(), "-".into(), format!("session number {}", create.number)]);
+                    rows.push(vec![
+                        "create".into(),
+                        create.source.instance_id.clone(),
+                        create.source.network_interface_id.clone(),
+                        "-".into(),
+                        format!("session number {}", create.number),
+                    ]);
                 }
                 for repair in &plan.repairs {
-                    rows.push(vec!["repair".into(), repair.source.instance_id.clone(), repair.source.network_interface_id.clone(), repair.change.session_id.clone(), repair.drifts.iter().map(|d| d.as_str()).collect::<Vec<_>>().join(", ")]);
+                    rows.push(vec![
+                        "repair".into(),
+                        repair.source.instance_id.clone(),
+                        repair.source.network_interface_id.clone(),
+                        repair.change.session_id.clone(),
+                        repair.drifts.iter().map(|d| d.as_str()).collect::<Vec<_>>().join(", "),
+                    ]);
                 }
                 for delete in &plan.deletes {
-                    rows.push(vec!["delete".into(), "-".into(), delete.network_interface_id.clone(), delete.session_id.clone(), delete.reason.as_str().into()]);
+                    rows.push(vec![
+                        "delete".into(),
+                        "-".into(),
+                        delete.network_interface_id.clone(),
+                        delete.session_id.clone(),
+                        delete.reason.as_str().into(),
+                    ]);
                 }
                 for mirrored in &plan.mirrored {
-                    let detail = if mirrored.adopted { "in place, not owned: left alone" } else { "in place" };
-                    rows.push(vec!["keep".into(), mirrored.source.instance_id.clone(), mirrored.source.network_interface_id.clone(), mirrored.session_id.clone(), detail.into()]);
+                    let detail = if mirrored.adopted {
+                        "in place, not owned: left alone"
+                    } else {
+                        "in place"
+                    };
+                    rows.push(vec![
+                        "keep".into(),
+                        mirrored.source.instance_id.clone(),
+                        mirrored.source.network_interface_id.clone(),
+                        mirrored.session_id.clone(),
+                        detail.into(),
+                    ]);
                 }
                 for skipped in &plan.unmirrored {
-                    rows.push(vec!["skip".into(), skipped.source.instance_id.clone(), skipped.source.network_interface_id.clone(), "-".into(), format!("{}: {}", skipped.reason, skipped.detail)]);
+                    rows.push(vec![
+                        "skip".into(),
+                        skipped.source.instance_id.clone(),
+                        skipped.source.network_interface_id.clone(),
+                        "-".into(),
+                        format!("{}: {}", skipped.reason, skipped.detail),
+                    ]);
                 }
                 if !rows.is_empty() {
-                    text.push_str(&render_table(&["ACTION", "INSTANCE", "INTERFACE", "SESSION", "DETAIL"], &rows));
+                    text.push_str(&render_table(
+                        &["ACTION", "INSTANCE", "INTERFACE", "SESSION", "DETAIL"],
+                        &rows,
+                    ));
                 }
                 text.push('\n');
             }

@@ -23,7 +23,10 @@ pub fn selects(selector: &InstanceSelector, instance: &Instance) -> bool {
         }
     }
     if let Some(zones) = &selector.availability_zones {
-        if !zones.iter().any(|zone| Some(&zone.0) == instance.availability_zone.as_ref()) {
+        if !zones
+            .iter()
+            .any(|zone| Some(&zone.0) == instance.availability_zone.as_ref())
+        {
             return false;
         }
     }
@@ -72,7 +75,11 @@ mod tests {
     }
 
     fn requirement(key: &str, operator: TagOperator, values: &[&str]) -> TagRequirement {
-        TagRequirement { key: key.into(), operator, values: values.iter().map(|v| v.to_string()).collect() }
+        TagRequirement {
+            key: key.into(),
+            operator,
+            values: values.iter().map(|v| v.to_string()).collect(),
+        }
     }
 
     fn by_tags(labels: &[(&str, &str)], expressions: Vec<TagRequirement>) -> InstanceSelector {
@@ -109,7 +116,11 @@ mod tests {
         ];
         for (operator, values, tags, expected) in cases {
             let selector = by_tags(&[], vec![requirement("team", operator, &values)]);
-            assert_eq!(selects(&selector, &instance(&tags)), expected, "{operator:?} {values:?} on {tags:?}");
+            assert_eq!(
+                selects(&selector, &instance(&tags)),
+                expected,
+                "{operator:?} {values:?} on {tags:?}"
+            );
         }
     }
 
@@ -126,7 +137,10 @@ mod tests {
     #[test]
     fn instance_ids_are_alternatives() {
         let selector = InstanceSelector {
-            instance_ids: Some(vec![InstanceId("i-0ffffffffffffffff".into()), InstanceId("i-0aa11bb22cc33dd01".into())]),
+            instance_ids: Some(vec![
+                InstanceId("i-0ffffffffffffffff".into()),
+                InstanceId("i-0aa11bb22cc33dd01".into()),
+            ]),
             ..Default::default()
         };
         assert!(selects(&selector, &instance(&[])));

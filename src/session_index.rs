@@ -8,7 +8,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::inventory::Inventory;
-use crate::ownership::{ownership, Ownership};
+use crate::ownership::{Ownership, ownership};
 
 /// The policy and source network interface of an owned session.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,15 +38,23 @@ impl SessionIndex {
             .iter()
             .flat_map(|i| i.network_interfaces.iter().map(|n| n.id.as_str()))
             .collect();
-        self.by_session.retain(|_, owner| live.contains(owner.network_interface_id.as_str()));
-        self.latest.retain(|(_, interface), _| live.contains(interface.as_str()));
+        self.by_session
+            .retain(|_, owner| live.contains(owner.network_interface_id.as_str()));
+        self.latest
+            .retain(|(_, interface), _| live.contains(interface.as_str()));
     }
 
     /// Records a session that the controller created or found.
     pub fn record(&mut self, policy: &str, network_interface_id: &str, session_id: &str) {
-        let owner = SessionOwner { policy: policy.to_string(), network_interface_id: network_interface_id.to_string() };
+        let owner = SessionOwner {
+            policy: policy.to_string(),
+            network_interface_id: network_interface_id.to_string(),
+        };
         self.by_session.insert(session_id.to_string(), owner);
-        self.latest.insert((policy.to_string(), network_interface_id.to_string()), session_id.to_string());
+        self.latest.insert(
+            (policy.to_string(), network_interface_id.to_string()),
+            session_id.to_string(),
+        );
     }
 
     /// Returns the owner of a session id, if the controller has seen it.
@@ -56,7 +64,9 @@ impl SessionIndex {
 
     /// Returns the latest owned session the policy had on the interface, even if it is gone.
     pub fn latest_session(&self, policy: &str, network_interface_id: &str) -> Option<&str> {
-        self.latest.get(&(policy.to_string(), network_interface_id.to_string())).map(String::as_str)
+        self.latest
+            .get(&(policy.to_string(), network_interface_id.to_string()))
+            .map(String::as_str)
     }
 
     /// Returns how many sessions the index knows.

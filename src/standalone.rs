@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::aws::ec2::Ec2;
 use crate::engine::{Engine, Mode};
 use crate::policy_files;
-use crate::report::render_coverage;
+use crate::report::{PolicyOutcome, render_coverage};
 
 /// How standalone mode runs.
 #[derive(Clone, Debug)]
@@ -21,7 +21,8 @@ pub struct StandaloneOptions {
 /// pass, so edits apply without a restart; a file that fails to load skips that pass and
 /// keeps every session as it is.
 ///
-/// Returns an error for `--once` when the pass failed, so scripts see a non-zero exit.
+/// Returns an error for `--once` when the pass failed or a policy is invalid, so scripts see a
+/// non-zero exit.
 pub async fn run<E: Ec2>(engine: &Engine<E>, options: &StandaloneOptions) -> anyhow::Result<()> {
     loop {
         let pass = async {
@@ -33,6 +34,16 @@ pub async fn run<E: Ec2>(engine: &Engine<E>, options: &StandaloneOptions) -> any
             Ok(reports) => {
                 engine.metrics.set_ready(true);
                 print!("{}", render_coverage(&reports));
+                let invalid = reports
+                    .iter()
+                    .filter(|r| matches!(r.outcome, PolicyOutcome::Invalid(_)))
+                    .count();
+                if options.once && invalid > 0 {
+                    anyhow::bail!(
+                        "{invalid} of {} policies are invalid; fix the fields named above",
+                        reports.len()
+                    );
+                }
             }
             Err(error) if options.once => return Err(error),
             Err(error) => tracing::error!(error = %error, "Reconcile pass failed; retrying at the next resync"),

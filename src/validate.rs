@@ -24,31 +24,54 @@ impl fmt::Display for FieldError {
 const MAX_TAG_VALUE: usize = 256;
 
 fn has_id_shape(value: &str, prefix: &str) -> bool {
-    value
-        .strip_prefix(prefix)
-        .is_some_and(|hex| (8..=17).contains(&hex.len()) && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    value.strip_prefix(prefix).is_some_and(|hex| {
+        (8..=17).contains(&hex.len()) && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
 }
 
 /// Validates a policy; returns every invalid field, not only the first.
 pub fn validate(policy: &MirrorPolicy) -> Result<(), Vec<FieldError>> {
     let mut errors = Vec::new();
-    let mut reject = |field: &str, message: String| errors.push(FieldError { field: field.to_string(), message });
+    let mut reject = |field: &str, message: String| {
+        errors.push(FieldError {
+            field: field.to_string(),
+            message,
+        })
+    };
     let spec = &policy.spec;
 
     match policy.metadata.name.as_deref() {
-        None | Some("") => reject("metadata.name", "missing: every policy needs a name, which tags its sessions".into()),
+        None | Some("") => reject(
+            "metadata.name",
+            "missing: every policy needs a name, which tags its sessions".into(),
+        ),
         Some(name) if name.len() > MAX_TAG_VALUE => reject(
             "metadata.name",
-            format!("{} characters is too long: EC2 tag values allow {MAX_TAG_VALUE}, so use a shorter name", name.len()),
+            format!(
+                "{} characters is too long: EC2 tag values allow {MAX_TAG_VALUE}, so use a shorter name",
+                name.len()
+            ),
         ),
         Some(_) => {}
     }
 
     if !has_id_shape(&spec.target.id, "tmt-") {
-        reject("spec.target.id", format!("invalid target id {:?}: use a Traffic Mirror target id such as tmt-0a1b2c3d4e5f60718", spec.target.id));
+        reject(
+            "spec.target.id",
+            format!(
+                "invalid target id {:?}: use a Traffic Mirror target id such as tmt-0a1b2c3d4e5f60718",
+                spec.target.id
+            ),
+        );
     }
     if !has_id_shape(&spec.filter.id, "tmf-") {
-        reject("spec.filter.id", format!("invalid filter id {:?}: use a Traffic Mirror filter id such as tmf-0a1b2c3d4e5f60718", spec.filter.id));
+        reject(
+            "spec.filter.id",
+            format!(
+                "invalid filter id {:?}: use a Traffic Mirror filter id such as tmf-0a1b2c3d4e5f60718",
+                spec.filter.id
+            ),
+        );
     }
 
     let selector = &spec.selector;
@@ -64,9 +87,30 @@ pub fn validate(policy: &MirrorPolicy) -> Result<(), Vec<FieldError>> {
         );
     }
     let id_lists: [(&str, Option<Vec<&str>>, &str); 3] = [
-        ("spec.selector.instanceIds", selector.instance_ids.as_ref().map(|v| v.iter().map(|i| i.0.as_str()).collect()), "i-"),
-        ("spec.selector.vpcIds", selector.vpc_ids.as_ref().map(|v| v.iter().map(|i| i.0.as_str()).collect()), "vpc-"),
-        ("spec.selector.subnetIds", selector.subnet_ids.as_ref().map(|v| v.iter().map(|i| i.0.as_str()).collect()), "subnet-"),
+        (
+            "spec.selector.instanceIds",
+            selector
+                .instance_ids
+                .as_ref()
+                .map(|v| v.iter().map(|i| i.0.as_str()).collect()),
+            "i-",
+        ),
+        (
+            "spec.selector.vpcIds",
+            selector
+                .vpc_ids
+                .as_ref()
+                .map(|v| v.iter().map(|i| i.0.as_str()).collect()),
+            "vpc-",
+        ),
+        (
+            "spec.selector.subnetIds",
+            selector
+                .subnet_ids
+                .as_ref()
+                .map(|v| v.iter().map(|i| i.0.as_str()).collect()),
+            "subnet-",
+        ),
     ];
     for (field, ids, prefix) in id_lists {
         let Some(ids) = ids else { continue };
@@ -75,18 +119,27 @@ pub fn validate(policy: &MirrorPolicy) -> Result<(), Vec<FieldError>> {
         }
         for (index, id) in ids.iter().enumerate() {
             if !has_id_shape(id, prefix) {
-                reject(&format!("{field}[{index}]"), format!("invalid id {id:?}: expected {prefix} followed by 8 to 17 lowercase hex digits"));
+                reject(
+                    &format!("{field}[{index}]"),
+                    format!("invalid id {id:?}: expected {prefix} followed by 8 to 17 lowercase hex digits"),
+                );
             }
         }
     }
     if let Some(zones) = &selector.availability_zones {
         if zones.is_empty() {
-            reject("spec.selector.availabilityZones", "empty list: remove the field or name at least one zone".into());
+            reject(
+                "spec.selector.availabilityZones",
+                "empty list: remove the field or name at least one zone".into(),
+            );
         }
     }
     if let Some(tags) = &selector.tags {
         if tags.match_labels.is_empty() && tags.match_expressions.is_empty() {
-            reject("spec.selector.tags", "empty tag selector: set matchLabels or matchExpressions, or remove tags".into());
+            reject(
+                "spec.selector.tags",
+                "empty tag selector: set matchLabels or matchExpressions, or remove tags".into(),
+            );
         }
         for (index, requirement) in tags.match_expressions.iter().enumerate() {
             let field = format!("spec.selector.tags.matchExpressions[{index}]");
@@ -100,7 +153,10 @@ pub fn validate(policy: &MirrorPolicy) -> Result<(), Vec<FieldError>> {
                 ),
                 TagOperator::Exists | TagOperator::DoesNotExist if !requirement.values.is_empty() => reject(
                     &format!("{field}.values"),
-                    format!("must be empty for operator {:?}: remove the values", requirement.operator),
+                    format!(
+                        "must be empty for operator {:?}: remove the values",
+                        requirement.operator
+                    ),
                 ),
                 _ => {}
             }
@@ -110,22 +166,34 @@ pub fn validate(policy: &MirrorPolicy) -> Result<(), Vec<FieldError>> {
     let session = &spec.session;
     if let Some(number) = session.number {
         if !(1..=32766).contains(&number) {
-            reject("spec.session.number", format!("{number} is out of range: use 1 to 32766, or omit it to take the lowest free number"));
+            reject(
+                "spec.session.number",
+                format!("{number} is out of range: use 1 to 32766, or omit it to take the lowest free number"),
+            );
         }
     }
     if let Some(length) = session.packet_length {
         if !(1..=8500).contains(&length) {
-            reject("spec.session.packetLength", format!("{length} is out of range: use 1 to 8500 bytes, or omit it to mirror whole packets"));
+            reject(
+                "spec.session.packetLength",
+                format!("{length} is out of range: use 1 to 8500 bytes, or omit it to mirror whole packets"),
+            );
         }
     }
     if let Some(vni) = session.virtual_network_id {
         if !(0..=16_777_215).contains(&vni) {
-            reject("spec.session.virtualNetworkId", format!("{vni} is out of range: use 0 to 16777215, or omit it to let AWS choose"));
+            reject(
+                "spec.session.virtualNetworkId",
+                format!("{vni} is out of range: use 0 to 16777215, or omit it to let AWS choose"),
+            );
         }
     }
     if let Some(description) = &session.description {
         if description.len() > 255 {
-            reject("spec.session.description", format!("{} characters is too long: use at most 255", description.len()));
+            reject(
+                "spec.session.description",
+                format!("{} characters is too long: use at most 255", description.len()),
+            );
         }
     }
 
@@ -177,7 +245,10 @@ spec:
     fn bad_ids_named_by_index() {
         let mut invalid = policy(VALID);
         invalid.spec.target.id = "traf-mir-tar-123".into();
-        invalid.spec.selector.vpc_ids = Some(vec![crate::policy::VpcId("vpc-0a1b2c3d".into()), crate::policy::VpcId("vpc-XYZ".into())]);
+        invalid.spec.selector.vpc_ids = Some(vec![
+            crate::policy::VpcId("vpc-0a1b2c3d".into()),
+            crate::policy::VpcId("vpc-XYZ".into()),
+        ]);
         let fields: Vec<String> = validate(&invalid).unwrap_err().into_iter().map(|e| e.field).collect();
         assert_eq!(fields, vec!["spec.target.id", "spec.selector.vpcIds[1]"]);
     }
@@ -185,11 +256,18 @@ spec:
     #[test]
     fn in_operator_needs_values() {
         let mut invalid = policy(VALID);
-        invalid.spec.selector.tags.as_mut().unwrap().match_expressions.push(crate::policy::TagRequirement {
-            key: "team".into(),
-            operator: TagOperator::In,
-            values: vec![],
-        });
+        invalid
+            .spec
+            .selector
+            .tags
+            .as_mut()
+            .unwrap()
+            .match_expressions
+            .push(crate::policy::TagRequirement {
+                key: "team".into(),
+                operator: TagOperator::In,
+                values: vec![],
+            });
         let errors = validate(&invalid).unwrap_err();
         assert_eq!(errors[0].field, "spec.selector.tags.matchExpressions[0].values");
     }

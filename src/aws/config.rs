@@ -2,8 +2,8 @@
 
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region};
-use aws_smithy_http_client::tls;
 use aws_smithy_http_client::Builder;
+use aws_smithy_http_client::tls;
 
 /// Settings that override the standard AWS chain.
 #[derive(Clone, Debug, Default)]

@@ -3,14 +3,11 @@
 use std::future::Future;
 
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_ec2::types::{
-    Filter as SdkFilter, ResourceType, Tag, TagSpecification, TrafficMirrorSessionField,
-};
+use aws_sdk_ec2::types::{Filter as SdkFilter, ResourceType, Tag, TagSpecification, TrafficMirrorSessionField};
 
 use super::error::{Ec2Error, ErrorKind};
 use super::model::{
-    CreateSession, Filter, Instance, InstanceQuery, ModifySession, NetworkInterface, Page, Session,
-    Target, MAX_RESULTS,
+    CreateSession, Filter, Instance, InstanceQuery, MAX_RESULTS, ModifySession, NetworkInterface, Page, Session, Target,
 };
 
 /// The EC2 calls the controller makes. Describe calls return one page; callers follow
@@ -44,16 +41,10 @@ pub trait Ec2: Send + Sync {
     ) -> impl Future<Output = Result<Page<Filter>, Ec2Error>> + Send;
 
     /// Creates a session, or returns the first result for a repeated client token.
-    fn create_session(
-        &self,
-        request: &CreateSession,
-    ) -> impl Future<Output = Result<Session, Ec2Error>> + Send;
+    fn create_session(&self, request: &CreateSession) -> impl Future<Output = Result<Session, Ec2Error>> + Send;
 
     /// Changes a session in place.
-    fn modify_session(
-        &self,
-        request: &ModifySession,
-    ) -> impl Future<Output = Result<Session, Ec2Error>> + Send;
+    fn modify_session(&self, request: &ModifySession) -> impl Future<Output = Result<Session, Ec2Error>> + Send;
 
     /// Deletes a session.
     fn delete_session(&self, session_id: &str) -> impl Future<Output = Result<(), Ec2Error>> + Send;
@@ -111,7 +102,12 @@ where
         }
         _ => ErrorKind::Rejected,
     };
-    Ec2Error { operation, kind, code, message }
+    Ec2Error {
+        operation,
+        kind,
+        code,
+        message,
+    }
 }
 
 /// Joins an error and its sources into one line, because the SDK's top-level messages
@@ -144,7 +140,10 @@ fn convert_instance(instance: &aws_sdk_ec2::types::Instance) -> Option<Instance>
         .collect();
     Some(Instance {
         id: instance.instance_id()?.to_string(),
-        instance_type: instance.instance_type().map(|t| t.as_str().to_string()).unwrap_or_default(),
+        instance_type: instance
+            .instance_type()
+            .map(|t| t.as_str().to_string())
+            .unwrap_or_default(),
         state: instance
             .state()
             .and_then(|s| s.name())
@@ -152,7 +151,10 @@ fn convert_instance(instance: &aws_sdk_ec2::types::Instance) -> Option<Instance>
             .unwrap_or_default(),
         vpc_id: instance.vpc_id().map(str::to_string),
         subnet_id: instance.subnet_id().map(str::to_string),
-        availability_zone: instance.placement().and_then(|p| p.availability_zone()).map(str::to_string),
+        availability_zone: instance
+            .placement()
+            .and_then(|p| p.availability_zone())
+            .map(str::to_string),
         tags: tag_map(instance.tags()),
         network_interfaces,
     })
@@ -195,7 +197,10 @@ impl Ec2 for SdkEc2 {
             .flat_map(|reservation| reservation.instances())
             .filter_map(convert_instance)
             .collect();
-        Ok(Page { items, next_token: output.next_token().filter(|t| !t.is_empty()).map(str::to_string) })
+        Ok(Page {
+            items,
+            next_token: output.next_token().filter(|t| !t.is_empty()).map(str::to_string),
+        })
     }
 
     async fn describe_sessions(
@@ -212,8 +217,15 @@ impl Ec2 for SdkEc2 {
             .send()
             .await
             .map_err(|e| classify("DescribeTrafficMirrorSessions", e))?;
-        let items = output.traffic_mirror_sessions().iter().filter_map(convert_session).collect();
-        Ok(Page { items, next_token: output.next_token().filter(|t| !t.is_empty()).map(str::to_string) })
+        let items = output
+            .traffic_mirror_sessions()
+            .iter()
+            .filter_map(convert_session)
+            .collect();
+        Ok(Page {
+            items,
+            next_token: output.next_token().filter(|t| !t.is_empty()).map(str::to_string),
+        })
     }
 
     async fn describe_targets(&self, next_token: Option<String>) -> Result<Page<Target>, Ec2Error> {
@@ -236,7 +248,10 @@ impl Ec2 for SdkEc2 {
                 })
             })
             .collect();
-        Ok(Page { items, next_token: output.next_token().filter(|t| !t.is_empty()).map(str::to_string) })
+        Ok(Page {
+            items,
+            next_token: output.next_token().filter(|t| !t.is_empty()).map(str::to_string),
+        })
     }
 
     async fn describe_filters(&self, ids: &[String], next_token: Option<String>) -> Result<Page<Filter>, Ec2Error> {
@@ -255,9 +270,16 @@ impl Ec2 for SdkEc2 {
         let items = output
             .traffic_mirror_filters()
             .iter()
-            .filter_map(|filter| Some(Filter { id: filter.traffic_mirror_filter_id()?.to_string() }))
+            .filter_map(|filter| {
+                Some(Filter {
+                    id: filter.traffic_mirror_filter_id()?.to_string(),
+                })
+            })
             .collect();
-        Ok(Page { items, next_token: output.next_token().filter(|t| !t.is_empty()).map(str::to_string) })
+        Ok(Page {
+            items,
+            next_token: output.next_token().filter(|t| !t.is_empty()).map(str::to_string),
+        })
     }
 
     async fn create_session(&self, request: &CreateSession) -> Result<Session, Ec2Error> {

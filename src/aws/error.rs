@@ -45,7 +45,12 @@ impl Ec2Error {
         } else {
             ErrorKind::Rejected
         };
-        Ec2Error { operation, kind, code: Some(code.to_string()), message: message.into() }
+        Ec2Error {
+            operation,
+            kind,
+            code: Some(code.to_string()),
+            message: message.into(),
+        }
     }
 
     /// Returns whether the error carries this AWS error code.

@@ -7,11 +7,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 
 use super::ec2::Ec2;
-use super::error::{code, Ec2Error};
+use super::error::{Ec2Error, code};
 use super::model::{
-    CreateSession, Filter, Instance, InstanceQuery, ModifySession, NetworkInterface, Page, Session, Target, MAX_RESULTS,
+    CreateSession, Filter, Instance, InstanceQuery, MAX_RESULTS, ModifySession, NetworkInterface, Page, Session, Target,
 };
-use crate::instance_types::{table_verdict, Verdict};
+use crate::instance_types::{Verdict, table_verdict};
 
 /// Sessions per account.
 pub const ACCOUNT_SESSION_LIMIT: usize = 10_000;
@@ -21,7 +21,16 @@ pub const SOURCES_PER_INTERFACE_TARGET: usize = 10;
 pub const SESSIONS_PER_INTERFACE: usize = 3;
 
 /// The parameters a ClientToken is bound to, without the token itself.
-type TokenFingerprint = (String, String, String, i32, Option<i32>, Option<i32>, Option<String>, BTreeMap<String, String>);
+type TokenFingerprint = (
+    String,
+    String,
+    String,
+    i32,
+    Option<i32>,
+    Option<i32>,
+    Option<String>,
+    BTreeMap<String, String>,
+);
 
 #[derive(Default)]
 struct State {
@@ -51,13 +60,20 @@ fn hex_id(prefix: &str, counter: u64) -> String {
 fn page_of<T: Clone>(items: &[T], next_token: Option<String>, page_size: usize) -> Result<Page<T>, Ec2Error> {
     let start: usize = match next_token {
         None => 0,
-        Some(token) => token
-            .parse()
-            .map_err(|_| Ec2Error::rejected("Describe", code::INVALID_PARAMETER_VALUE, format!("invalid NextToken {token:?}")))?,
+        Some(token) => token.parse().map_err(|_| {
+            Ec2Error::rejected(
+                "Describe",
+                code::INVALID_PARAMETER_VALUE,
+                format!("invalid NextToken {token:?}"),
+            )
+        })?,
     };
     let end = (start + page_size).min(items.len());
     let next_token = (end < items.len()).then(|| end.to_string());
-    Ok(Page { items: items[start.min(end)..end].to_vec(), next_token })
+    Ok(Page {
+        items: items[start.min(end)..end].to_vec(),
+        next_token,
+    })
 }
 
 impl FakeEc2 {
@@ -101,10 +117,14 @@ impl FakeEc2 {
 
     /// Returns the number of write calls (create, modify, delete).
     pub fn write_calls(&self) -> usize {
-        ["CreateTrafficMirrorSession", "ModifyTrafficMirrorSession", "DeleteTrafficMirrorSession"]
-            .iter()
-            .map(|op| self.calls(op))
-            .sum()
+        [
+            "CreateTrafficMirrorSession",
+            "ModifyTrafficMirrorSession",
+            "DeleteTrafficMirrorSession",
+        ]
+        .iter()
+        .map(|op| self.calls(op))
+        .sum()
     }
 
     pub fn reset_calls(&self) {
@@ -124,7 +144,12 @@ impl FakeEc2 {
 
     /// Adds an instance and returns its id and its interface ids; `interface_types` gives the
     /// type of each interface in device-index order.
-    pub fn add_instance(&self, instance_type: &str, tags: &[(&str, &str)], interface_types: &[&str]) -> (String, Vec<String>) {
+    pub fn add_instance(
+        &self,
+        instance_type: &str,
+        tags: &[(&str, &str)],
+        interface_types: &[&str],
+    ) -> (String, Vec<String>) {
         let mut state = self.lock();
         let id = Self::new_id(&mut state, "i");
         let mut interfaces = Vec::new();
@@ -157,7 +182,10 @@ impl FakeEc2 {
     /// Changes an instance in place, as another actor would (tags, state, type).
     pub fn update_instance(&self, instance_id: &str, change: impl FnOnce(&mut Instance)) {
         let mut state = self.lock();
-        let instance = state.instances.get_mut(instance_id).expect("instance exists in the fake");
+        let instance = state
+            .instances
+            .get_mut(instance_id)
+            .expect("instance exists in the fake");
         change(instance);
     }
 
@@ -166,7 +194,10 @@ impl FakeEc2 {
         let mut state = self.lock();
         let interface_id = Self::new_id(&mut state, "eni");
         let attachment_id = Self::new_id(&mut state, "eni-attach");
-        let instance = state.instances.get_mut(instance_id).expect("instance exists in the fake");
+        let instance = state
+            .instances
+            .get_mut(instance_id)
+            .expect("instance exists in the fake");
         let device_index = instance.network_interfaces.len() as i32;
         instance.network_interfaces.push(NetworkInterface {
             id: interface_id.clone(),
@@ -196,7 +227,11 @@ impl FakeEc2 {
     pub fn add_target(&self, network_interface_id: Option<&str>) -> String {
         let mut state = self.lock();
         let id = Self::new_id(&mut state, "tmt");
-        let target_type = if network_interface_id.is_some() { "network-interface" } else { "network-load-balancer" };
+        let target_type = if network_interface_id.is_some() {
+            "network-interface"
+        } else {
+            "network-load-balancer"
+        };
         let target = Target {
             id: id.clone(),
             network_interface_id: network_interface_id.map(str::to_string),
@@ -244,11 +279,17 @@ impl FakeEc2 {
         state.page_size.unwrap_or(MAX_RESULTS as usize)
     }
 
-    fn interface_and_instance<'a>(state: &'a State, interface_id: &str) -> Option<(&'a Instance, &'a NetworkInterface)> {
-        state
-            .instances
-            .values()
-            .find_map(|instance| instance.network_interfaces.iter().find(|i| i.id == interface_id).map(|i| (instance, i)))
+    fn interface_and_instance<'a>(
+        state: &'a State,
+        interface_id: &str,
+    ) -> Option<(&'a Instance, &'a NetworkInterface)> {
+        state.instances.values().find_map(|instance| {
+            instance
+                .network_interfaces
+                .iter()
+                .find(|i| i.id == interface_id)
+                .map(|i| (instance, i))
+        })
     }
 
     fn is_unsupported(state: &State, instance_type: &str) -> bool {
@@ -258,10 +299,19 @@ impl FakeEc2 {
         }
     }
 
-    fn check_number(state: &State, interface_id: &str, number: i32, except: Option<&str>) -> Result<(), Ec2Error> {
-        const OPERATION: &str = "CreateTrafficMirrorSession";
+    fn check_number(
+        operation: &'static str,
+        state: &State,
+        interface_id: &str,
+        number: i32,
+        except: Option<&str>,
+    ) -> Result<(), Ec2Error> {
         if !(1..=32766).contains(&number) {
-            return Err(Ec2Error::rejected(OPERATION, code::INVALID_PARAMETER_VALUE, format!("session number {number} is not between 1 and 32766")));
+            return Err(Ec2Error::rejected(
+                operation,
+                code::INVALID_PARAMETER_VALUE,
+                format!("session number {number} is not between 1 and 32766"),
+            ));
         }
         let taken = state
             .sessions
@@ -271,12 +321,23 @@ impl FakeEc2 {
             // AWS documents uniqueness but not this error's code; InvalidParameterValue is the
             // generic code of a rejected parameter.
             return Err(Ec2Error::rejected(
-                OPERATION,
+                operation,
                 code::INVALID_PARAMETER_VALUE,
                 format!("session number {number} is already used on network interface {interface_id}"),
             ));
         }
         Ok(())
+    }
+
+    fn check_packet_length(operation: &'static str, packet_length: Option<i32>) -> Result<(), Ec2Error> {
+        match packet_length {
+            Some(length) if !(1..=8500).contains(&length) => Err(Ec2Error::rejected(
+                operation,
+                code::INVALID_PARAMETER_VALUE,
+                format!("packet length {length} is not between 1 and 8500"),
+            )),
+            _ => Ok(()),
+        }
     }
 
     fn create_in(state: &mut State, request: &CreateSession) -> Result<Session, Ec2Error> {
@@ -293,7 +354,11 @@ impl FakeEc2 {
         );
         if !request.client_token.is_empty() {
             if request.client_token.len() > 64 || !request.client_token.is_ascii() {
-                return Err(Ec2Error::rejected(OPERATION, code::INVALID_PARAMETER_VALUE, "ClientToken must be at most 64 ASCII characters"));
+                return Err(Ec2Error::rejected(
+                    OPERATION,
+                    code::INVALID_PARAMETER_VALUE,
+                    "ClientToken must be at most 64 ASCII characters",
+                ));
             }
             if let Some((known, first_result)) = state.tokens.get(&request.client_token) {
                 // The first result comes back even when that session has since been deleted.
@@ -308,49 +373,75 @@ impl FakeEc2 {
             }
         }
 
-        let (instance, interface) = Self::interface_and_instance(state, &request.network_interface_id).ok_or_else(|| {
+        let (instance, interface) =
+            Self::interface_and_instance(state, &request.network_interface_id).ok_or_else(|| {
+                Ec2Error::rejected(
+                    OPERATION,
+                    code::NETWORK_INTERFACE_NOT_FOUND,
+                    format!("the network interface {} does not exist", request.network_interface_id),
+                )
+            })?;
+        let target = state.targets.get(&request.target_id).ok_or_else(|| {
             Ec2Error::rejected(
                 OPERATION,
-                code::NETWORK_INTERFACE_NOT_FOUND,
-                format!("the network interface {} does not exist", request.network_interface_id),
+                code::TARGET_NOT_FOUND,
+                format!("the target {} does not exist", request.target_id),
             )
         })?;
-        let target = state.targets.get(&request.target_id).ok_or_else(|| {
-            Ec2Error::rejected(OPERATION, code::TARGET_NOT_FOUND, format!("the target {} does not exist", request.target_id))
-        })?;
         if !state.filters.contains(&request.filter_id) {
-            return Err(Ec2Error::rejected(OPERATION, code::FILTER_NOT_FOUND, format!("the filter {} does not exist", request.filter_id)));
+            return Err(Ec2Error::rejected(
+                OPERATION,
+                code::FILTER_NOT_FOUND,
+                format!("the filter {} does not exist", request.filter_id),
+            ));
         }
         if interface.interface_type != "interface" || Self::is_unsupported(state, &instance.instance_type) {
             return Err(Ec2Error::rejected(
                 OPERATION,
                 code::NETWORK_INTERFACE_NOT_SUPPORTED,
-                format!("{} must be attached to a supported instance", request.network_interface_id),
+                format!(
+                    "{} must be attached to a supported instance",
+                    request.network_interface_id
+                ),
             ));
         }
-        if state.targets.values().any(|t| t.network_interface_id.as_deref() == Some(request.network_interface_id.as_str())) {
+        if state
+            .targets
+            .values()
+            .any(|t| t.network_interface_id.as_deref() == Some(request.network_interface_id.as_str()))
+        {
             return Err(Ec2Error::rejected(
                 OPERATION,
                 code::INVALID_PARAMETER_VALUE,
-                format!("{} is a traffic mirror target and cannot be a source", request.network_interface_id),
+                format!(
+                    "{} is a traffic mirror target and cannot be a source",
+                    request.network_interface_id
+                ),
             ));
         }
-        if let Some(length) = request.packet_length {
-            if !(1..=8500).contains(&length) {
-                return Err(Ec2Error::rejected(OPERATION, code::INVALID_PARAMETER_VALUE, format!("packet length {length} is not between 1 and 8500")));
-            }
-        }
-        let on_interface = state.sessions.values().filter(|s| s.network_interface_id == request.network_interface_id).count();
+        Self::check_packet_length(OPERATION, request.packet_length)?;
+        let on_interface = state
+            .sessions
+            .values()
+            .filter(|s| s.network_interface_id == request.network_interface_id)
+            .count();
         if on_interface >= SESSIONS_PER_INTERFACE {
             return Err(Ec2Error::rejected(
                 OPERATION,
                 code::SESSIONS_PER_INTERFACE_LIMIT,
-                format!("{} already has {SESSIONS_PER_INTERFACE} sessions", request.network_interface_id),
+                format!(
+                    "{} already has {SESSIONS_PER_INTERFACE} sessions",
+                    request.network_interface_id
+                ),
             ));
         }
-        Self::check_number(state, &request.network_interface_id, request.number, None)?;
+        Self::check_number(OPERATION, state, &request.network_interface_id, request.number, None)?;
         if state.sessions.len() >= ACCOUNT_SESSION_LIMIT {
-            return Err(Ec2Error::rejected(OPERATION, code::SESSION_LIMIT, "the account has 10000 sessions"));
+            return Err(Ec2Error::rejected(
+                OPERATION,
+                code::SESSION_LIMIT,
+                "the account has 10000 sessions",
+            ));
         }
         if target.network_interface_id.is_some() {
             let sources: HashSet<&str> = state
@@ -359,18 +450,24 @@ impl FakeEc2 {
                 .filter(|s| s.target_id == request.target_id)
                 .map(|s| s.network_interface_id.as_str())
                 .collect();
-            if !sources.contains(request.network_interface_id.as_str()) && sources.len() >= SOURCES_PER_INTERFACE_TARGET {
+            if !sources.contains(request.network_interface_id.as_str()) && sources.len() >= SOURCES_PER_INTERFACE_TARGET
+            {
                 return Err(Ec2Error::rejected(
                     OPERATION,
                     code::SOURCES_PER_TARGET_LIMIT,
-                    format!("target {} already has {SOURCES_PER_INTERFACE_TARGET} sources", request.target_id),
+                    format!(
+                        "target {} already has {SOURCES_PER_INTERFACE_TARGET} sources",
+                        request.target_id
+                    ),
                 ));
             }
         }
 
         let virtual_network_id = match request.virtual_network_id {
             Some(vni) => vni,
-            None => (1..=16_777_215).find(|v| !state.used_virtual_network_ids.contains(v)).expect("a free VNI exists"),
+            None => (1..=16_777_215)
+                .find(|v| !state.used_virtual_network_ids.contains(v))
+                .expect("a free VNI exists"),
         };
         state.used_virtual_network_ids.insert(virtual_network_id);
         let id = Self::new_id(state, "tms");
@@ -387,7 +484,9 @@ impl FakeEc2 {
         };
         state.sessions.insert(id, session.clone());
         if !request.client_token.is_empty() {
-            state.tokens.insert(request.client_token.clone(), (fingerprint, session.clone()));
+            state
+                .tokens
+                .insert(request.client_token.clone(), (fingerprint, session.clone()));
         }
         Ok(session)
     }
@@ -401,7 +500,11 @@ impl FakeEc2 {
                 "instance-id" => Some(instance.id.as_str()),
                 "availability-zone" => instance.availability_zone.as_deref(),
                 other => {
-                    return Err(Ec2Error::rejected("DescribeInstances", code::INVALID_PARAMETER_VALUE, format!("the filter '{other}' is invalid")));
+                    return Err(Ec2Error::rejected(
+                        "DescribeInstances",
+                        code::INVALID_PARAMETER_VALUE,
+                        format!("the filter '{other}' is invalid"),
+                    ));
                 }
             };
             if !value.is_some_and(|v| values.iter().any(|wanted| wanted == v)) {
@@ -436,7 +539,11 @@ impl FakeEc2 {
 }
 
 impl Ec2 for FakeEc2 {
-    async fn describe_instances(&self, query: &InstanceQuery, next_token: Option<String>) -> Result<Page<Instance>, Ec2Error> {
+    async fn describe_instances(
+        &self,
+        query: &InstanceQuery,
+        next_token: Option<String>,
+    ) -> Result<Page<Instance>, Ec2Error> {
         self.enter("DescribeInstances")?;
         let state = self.lock();
         if !query.instance_ids.is_empty() {
@@ -445,13 +552,20 @@ impl Ec2 for FakeEc2 {
             let mut items = Vec::new();
             for id in &query.instance_ids {
                 let instance = state.instances.get(id).ok_or_else(|| {
-                    Ec2Error::rejected("DescribeInstances", "InvalidInstanceID.NotFound", format!("the instance ID '{id}' does not exist"))
+                    Ec2Error::rejected(
+                        "DescribeInstances",
+                        "InvalidInstanceID.NotFound",
+                        format!("the instance ID '{id}' does not exist"),
+                    )
                 })?;
                 if Self::instance_matches(instance, &query.filters)? {
                     items.push(instance.clone());
                 }
             }
-            return Ok(Page { items, next_token: None });
+            return Ok(Page {
+                items,
+                next_token: None,
+            });
         }
         let mut matching = Vec::new();
         for instance in state.instances.values() {
@@ -462,7 +576,11 @@ impl Ec2 for FakeEc2 {
         page_of(&matching, next_token, Self::page_size(&state))
     }
 
-    async fn describe_sessions(&self, filters: &[(String, Vec<String>)], next_token: Option<String>) -> Result<Page<Session>, Ec2Error> {
+    async fn describe_sessions(
+        &self,
+        filters: &[(String, Vec<String>)],
+        next_token: Option<String>,
+    ) -> Result<Page<Session>, Ec2Error> {
         self.enter("DescribeTrafficMirrorSessions")?;
         let state = self.lock();
         let mut matching = Vec::new();
@@ -504,21 +622,40 @@ impl Ec2 for FakeEc2 {
         self.enter(OPERATION)?;
         let mut state = self.lock();
         let current = state.sessions.get(&request.session_id).cloned().ok_or_else(|| {
-            Ec2Error::rejected(OPERATION, code::SESSION_NOT_FOUND, format!("the session {} does not exist", request.session_id))
+            Ec2Error::rejected(
+                OPERATION,
+                code::SESSION_NOT_FOUND,
+                format!("the session {} does not exist", request.session_id),
+            )
         })?;
         if let Some(target_id) = &request.target_id {
             if !state.targets.contains_key(target_id) {
-                return Err(Ec2Error::rejected(OPERATION, code::TARGET_NOT_FOUND, format!("the target {target_id} does not exist")));
+                return Err(Ec2Error::rejected(
+                    OPERATION,
+                    code::TARGET_NOT_FOUND,
+                    format!("the target {target_id} does not exist"),
+                ));
             }
         }
         if let Some(filter_id) = &request.filter_id {
             if !state.filters.contains(filter_id) {
-                return Err(Ec2Error::rejected(OPERATION, code::FILTER_NOT_FOUND, format!("the filter {filter_id} does not exist")));
+                return Err(Ec2Error::rejected(
+                    OPERATION,
+                    code::FILTER_NOT_FOUND,
+                    format!("the filter {filter_id} does not exist"),
+                ));
             }
         }
         if let Some(number) = request.number {
-            Self::check_number(&state, &current.network_interface_id, number, Some(&current.id))?;
+            Self::check_number(
+                OPERATION,
+                &state,
+                &current.network_interface_id,
+                number,
+                Some(&current.id),
+            )?;
         }
+        Self::check_packet_length(OPERATION, request.packet_length)?;
         let session = state.sessions.get_mut(&request.session_id).expect("checked above");
         if let Some(target_id) = &request.target_id {
             session.target_id = target_id.clone();

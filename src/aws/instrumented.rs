@@ -35,20 +35,40 @@ impl<E> Instrumented<E> {
 }
 
 impl<E: Ec2> Ec2 for Instrumented<E> {
-    async fn describe_instances(&self, query: &InstanceQuery, next_token: Option<String>) -> Result<Page<Instance>, Ec2Error> {
-        self.observe("DescribeInstances", self.inner.describe_instances(query, next_token).await)
+    async fn describe_instances(
+        &self,
+        query: &InstanceQuery,
+        next_token: Option<String>,
+    ) -> Result<Page<Instance>, Ec2Error> {
+        self.observe(
+            "DescribeInstances",
+            self.inner.describe_instances(query, next_token).await,
+        )
     }
 
-    async fn describe_sessions(&self, filters: &[(String, Vec<String>)], next_token: Option<String>) -> Result<Page<Session>, Ec2Error> {
-        self.observe("DescribeTrafficMirrorSessions", self.inner.describe_sessions(filters, next_token).await)
+    async fn describe_sessions(
+        &self,
+        filters: &[(String, Vec<String>)],
+        next_token: Option<String>,
+    ) -> Result<Page<Session>, Ec2Error> {
+        self.observe(
+            "DescribeTrafficMirrorSessions",
+            self.inner.describe_sessions(filters, next_token).await,
+        )
     }
 
     async fn describe_targets(&self, next_token: Option<String>) -> Result<Page<Target>, Ec2Error> {
-        self.observe("DescribeTrafficMirrorTargets", self.inner.describe_targets(next_token).await)
+        self.observe(
+            "DescribeTrafficMirrorTargets",
+            self.inner.describe_targets(next_token).await,
+        )
     }
 
     async fn describe_filters(&self, ids: &[String], next_token: Option<String>) -> Result<Page<Filter>, Ec2Error> {
-        self.observe("DescribeTrafficMirrorFilters", self.inner.describe_filters(ids, next_token).await)
+        self.observe(
+            "DescribeTrafficMirrorFilters",
+            self.inner.describe_filters(ids, next_token).await,
+        )
     }
 
     async fn create_session(&self, request: &CreateSession) -> Result<Session, Ec2Error> {
@@ -60,6 +80,9 @@ impl<E: Ec2> Ec2 for Instrumented<E> {
     }
 
     async fn delete_session(&self, session_id: &str) -> Result<(), Ec2Error> {
-        self.observe("DeleteTrafficMirrorSession", self.inner.delete_session(session_id).await)
+        self.observe(
+            "DeleteTrafficMirrorSession",
+            self.inner.delete_session(session_id).await,
+        )
     }
 }
