@@ -29,14 +29,12 @@ pub struct ApplyOutcome {
 impl ApplyOutcome {
     /// Returns whether any write failed for a reason that a later attempt can fix.
     pub fn has_retryable_failure(&self) -> bool {
-        self.failed
-            .iter()
-            .any(|f| matches!(f.reason, UnmirroredReason::AwsError | UnmirroredReason::Throttled))
+        self.failed.iter().any(|f| matches!(f.reason, UnmirroredReason::AwsError | UnmirroredReason::Throttled))
             || self.failed_deletes.iter().any(|(_, e)| e.is_retryable())
     }
 }
 
-/// What apply needs besides the plan.
+/// The dependencies of apply besides the plan.
 pub struct ApplyContext<'a, E> {
     pub ec2: &'a E,
     pub cluster: &'a str,
@@ -86,15 +84,9 @@ pub async fn apply<E: Ec2>(
                     "Repaired session"
                 );
                 let first_drift = repair.drifts.first().map(|d| d.as_str()).unwrap_or_default();
-                context
-                    .metrics
-                    .sessions_repaired
-                    .with_label_values(&[policy, first_drift])
-                    .inc();
+                context.metrics.sessions_repaired.with_label_values(&[policy, first_drift]).inc();
                 inventory.insert_session(session.clone());
-                outcome
-                    .repaired
-                    .push((repair.source.clone(), session, repair.drifts.clone()));
+                outcome.repaired.push((repair.source.clone(), session, repair.drifts.clone()));
             }
             Err(error) => {
                 tracing::warn!(
@@ -109,11 +101,7 @@ pub async fn apply<E: Ec2>(
                 } else {
                     error.to_string()
                 };
-                outcome.failed.push(Unmirrored {
-                    source: repair.source.clone(),
-                    reason: reason_for(&error),
-                    detail,
-                });
+                outcome.failed.push(Unmirrored { source: repair.source.clone(), reason: reason_for(&error), detail });
             }
         }
     }
@@ -133,9 +121,7 @@ pub async fn apply<E: Ec2>(
         };
         let replaces = {
             let index = context.index.lock().expect("session index lock is not poisoned");
-            index
-                .latest_session(policy, &source.network_interface_id)
-                .map(str::to_string)
+            index.latest_session(policy, &source.network_interface_id).map(str::to_string)
         };
         request.client_token = client_token(context.cluster, policy, &request, replaces.as_deref());
 
@@ -151,16 +137,12 @@ pub async fn apply<E: Ec2>(
                     replaces = replaces.as_deref().unwrap_or(""),
                     "Created session"
                 );
-                context
-                    .metrics
-                    .sessions_created
-                    .with_label_values(&[policy, reason])
-                    .inc();
-                context
-                    .index
-                    .lock()
-                    .expect("session index lock is not poisoned")
-                    .record(policy, &source.network_interface_id, &session.id);
+                context.metrics.sessions_created.with_label_values(&[policy, reason]).inc();
+                context.index.lock().expect("session index lock is not poisoned").record(
+                    policy,
+                    &source.network_interface_id,
+                    &session.id,
+                );
                 inventory.insert_session(session.clone());
                 outcome.created.push((source.clone(), session));
             }
@@ -177,11 +159,7 @@ pub async fn apply<E: Ec2>(
                     error = %error,
                     "Failed to create session"
                 );
-                outcome.failed.push(Unmirrored {
-                    source: source.clone(),
-                    reason,
-                    detail: error.to_string(),
-                });
+                outcome.failed.push(Unmirrored { source: source.clone(), reason, detail: error.to_string() });
             }
         }
     }
@@ -207,11 +185,7 @@ pub async fn apply<E: Ec2>(
                     reason = delete.reason.as_str(),
                     "Deleted session"
                 );
-                context
-                    .metrics
-                    .sessions_deleted
-                    .with_label_values(&[policy, delete.reason.as_str()])
-                    .inc();
+                context.metrics.sessions_deleted.with_label_values(&[policy, delete.reason.as_str()]).inc();
                 inventory.remove_session(&delete.session_id);
                 outcome.deleted.push(delete.clone());
             }

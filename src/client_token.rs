@@ -7,9 +7,9 @@
 //! same attempt sends the same token, and the attempt after a deletion sends a new one.
 //!
 //! NOTE: the session index lives in memory. After a restart, the first create on an interface
-//! whose session was deleted before the restart can send the token of the original create;
-//! AWS then returns the deleted session, the index records its id, and the next pass heals the
-//! interface with a fresh token. That costs one extra pass, never a duplicate.
+//! whose session was deleted before the restart can send the token of the original create.
+//! AWS then returns the deleted session, and the index records its id. The next pass heals the
+//! interface with a fresh token: one extra pass, never a duplicate.
 
 use sha2::{Digest, Sha256};
 
@@ -84,9 +84,6 @@ mod tests {
     fn token_changes_with_parameters() {
         let mut changed = request();
         changed.packet_length = Some(128);
-        assert_ne!(
-            client_token("prod", "web", &request(), None),
-            client_token("prod", "web", &changed, None)
-        );
+        assert_ne!(client_token("prod", "web", &request(), None), client_token("prod", "web", &changed, None));
     }
 }

@@ -6,10 +6,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::apply::{ApplyContext, apply};
+use crate::attachment_index::AttachmentIndex;
 use crate::aws::ec2::Ec2;
 use crate::aws::error::Ec2Error;
 use crate::instance_types::InstanceTypeSupport;
-use crate::inventory::{self, InventoryRequest};
+use crate::inventory::{self, Catalog, InventoryRequest, InventoryScope, SourceScope};
 use crate::metrics::Metrics;
 use crate::plan::{DesiredSession, plan};
 use crate::policy::MirrorPolicy;
@@ -30,6 +31,9 @@ pub struct Engine<E> {
     pub cluster: String,
     pub support: InstanceTypeSupport,
     pub index: Mutex<SessionIndex>,
+    pub attachments: Mutex<AttachmentIndex>,
+    /// Targets and filters of the last region read, reused by source reads.
+    catalog: Mutex<Option<Catalog>>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -40,14 +44,37 @@ impl<E: Ec2> Engine<E> {
             cluster: cluster.into(),
             support,
             index: Mutex::new(SessionIndex::default()),
+            attachments: Mutex::new(AttachmentIndex::default()),
+            catalog: Mutex::new(None),
             metrics,
         }
     }
 
-    /// Reconciles every policy against one inventory read. Invalid policies are reported and
-    /// skipped without any AWS call. A failed inventory read fails the pass before any write,
-    /// because a partial inventory would make sessions look unneeded.
+    /// Reconciles every policy against one region-wide inventory read. Invalid policies are
+    /// reported and skipped without any AWS call. A failed inventory read fails the pass before
+    /// any write, because a partial inventory would make sessions look unneeded.
     pub async fn reconcile(&self, policies: &[MirrorPolicy], mode: Mode) -> Result<Vec<PolicyReport>, Ec2Error> {
+        self.pass(policies, None, mode).await
+    }
+
+    /// Reconciles every policy, but only on the named instances and interfaces: the cheap pass
+    /// an event wakes. Its reports cover those sources only, so coverage metrics are left to
+    /// region passes.
+    pub async fn reconcile_sources(
+        &self,
+        policies: &[MirrorPolicy],
+        sources: &SourceScope,
+        mode: Mode,
+    ) -> Result<Vec<PolicyReport>, Ec2Error> {
+        self.pass(policies, Some(sources), mode).await
+    }
+
+    async fn pass(
+        &self,
+        policies: &[MirrorPolicy],
+        sources: Option<&SourceScope>,
+        mode: Mode,
+    ) -> Result<Vec<PolicyReport>, Ec2Error> {
         let started = Instant::now();
         let mut reports = Vec::new();
         let mut valid = Vec::new();
@@ -61,6 +88,7 @@ impl<E: Ec2> Engine<E> {
                     self.metrics.reconciles.with_label_values(&["invalid"]).inc();
                     reports.push(PolicyReport {
                         policy: policy.policy_name().to_string(),
+                        partial: sources.is_some(),
                         outcome: PolicyOutcome::Invalid(errors),
                     });
                 }
@@ -70,21 +98,22 @@ impl<E: Ec2> Engine<E> {
             return Ok(reports);
         }
 
-        let request = inventory_request(&valid);
-        let mut inventory = match inventory::read(&self.ec2, &request).await {
-            Ok(inventory) => inventory,
+        let request = inventory_request(&valid, sources);
+        let cached = self.catalog.lock().expect("catalog lock is not poisoned").clone();
+        let (mut inventory, catalog) = match inventory::read(&self.ec2, &request, cached.as_ref()).await {
+            Ok(read) => read,
             Err(error) => {
-                self.metrics
-                    .reconciles
-                    .with_label_values(&["error"])
-                    .inc_by(valid.len() as u64);
+                self.metrics.reconciles.with_label_values(&["error"]).inc_by(valid.len() as u64);
                 return Err(error);
             }
         };
-        self.index
-            .lock()
-            .expect("session index lock is not poisoned")
-            .refresh(&self.cluster, &inventory);
+        if sources.is_none() {
+            *self.catalog.lock().expect("catalog lock is not poisoned") = Some(catalog);
+            self.index.lock().expect("session index lock is not poisoned").refresh(&self.cluster, &inventory);
+            self.attachments.lock().expect("attachment index lock is not poisoned").refresh(&inventory);
+        } else {
+            self.index.lock().expect("session index lock is not poisoned").add_owned(&self.cluster, &inventory);
+        }
         tracing::debug!(
             instances = inventory.instances.len(),
             sessions = inventory.sessions.len(),
@@ -112,7 +141,9 @@ impl<E: Ec2> Engine<E> {
                 }
             };
             if mode == Mode::Apply {
-                self.metrics.record_coverage(name, &coverage);
+                if sources.is_none() {
+                    self.metrics.record_coverage(name, &coverage);
+                }
                 self.metrics.reconciles.with_label_values(&["success"]).inc();
             }
             tracing::info!(
@@ -125,24 +156,20 @@ impl<E: Ec2> Engine<E> {
             );
             reports.push(PolicyReport {
                 policy: name.to_string(),
-                outcome: PolicyOutcome::Reconciled {
-                    plan,
-                    applied,
-                    coverage,
-                },
+                partial: sources.is_some(),
+                outcome: PolicyOutcome::Reconciled { plan, applied, coverage },
             });
         }
-        self.metrics
-            .reconcile_duration
-            .with_label_values(&["full"])
-            .observe(started.elapsed().as_secs_f64());
+        let scope = if sources.is_some() { "sources" } else { "region" };
+        self.metrics.reconcile_duration.with_label_values(&[scope]).observe(started.elapsed().as_secs_f64());
         Ok(reports)
     }
 }
 
-/// Narrows the instance read to VPCs when every policy names VPCs, and lists the filters the
-/// policies use. One read serves all policies, so N policies never cost N sweeps.
-fn inventory_request(policies: &[&MirrorPolicy]) -> InventoryRequest {
+/// Builds the read of a pass: the named sources, or the region narrowed to VPCs when every
+/// policy names VPCs, plus the filters the policies use. One read serves all policies, so N
+/// policies never cost N sweeps.
+fn inventory_request(policies: &[&MirrorPolicy], sources: Option<&SourceScope>) -> InventoryRequest {
     let every_policy_names_vpcs = policies.iter().all(|p| p.spec.selector.vpc_ids.is_some());
     let vpc_ids = every_policy_names_vpcs.then(|| {
         policies
@@ -151,5 +178,9 @@ fn inventory_request(policies: &[&MirrorPolicy]) -> InventoryRequest {
             .collect::<BTreeSet<String>>()
     });
     let filter_ids = policies.iter().map(|p| p.spec.filter.id.clone()).collect();
-    InventoryRequest { vpc_ids, filter_ids }
+    let scope = match sources {
+        Some(sources) => InventoryScope::Sources(sources.clone()),
+        None => InventoryScope::Region { vpc_ids },
+    };
+    InventoryRequest { scope, filter_ids }
 }

@@ -1,4 +1,4 @@
-//! Which instance types can be mirror sources.
+//! Instance types that can be mirror sources.
 //!
 //! Being Nitro is not enough: AWS lists Nitro families without Traffic Mirroring, excludes
 //! bare-metal sizes, and supports a few Xen families. The table below is built from the
@@ -35,11 +35,10 @@ const UNSUPPORTED_NITRO_FAMILIES: &[&str] = &[
 const SUPPORTED_XEN_FAMILIES: &[&str] = &["c4", "d2", "g3", "g3s", "h1", "i3", "m4", "p2", "p3", "r4", "x1", "x1e"];
 
 /// Xen families that are not in the supported list (T2 is named explicitly by AWS).
-const UNSUPPORTED_XEN_FAMILIES: &[&str] = &[
-    "t1", "t2", "m1", "m2", "m3", "c1", "c3", "cc2", "cg1", "cr1", "g2", "hi1", "hs1", "i2", "r3", "f1",
-];
+const UNSUPPORTED_XEN_FAMILIES: &[&str] =
+    &["t1", "t2", "m1", "m2", "m3", "c1", "c3", "cc2", "cg1", "cr1", "g2", "hi1", "hs1", "i2", "r3", "f1"];
 
-/// Where a verdict on an instance type came from.
+/// A verdict on an instance type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
     Supported,
@@ -48,9 +47,9 @@ pub enum Verdict {
 
 /// Returns the built-in verdict for an instance type such as "m5.large".
 ///
-/// Families the table does not know are assumed to be Nitro types with support, because
-/// every family launched since the table's date is Nitro; a wrong guess is corrected by the
-/// first `NetworkInterfaceNotSupported` error.
+/// Families missing from the table are assumed to be supported Nitro types, because new
+/// families are Nitro. A wrong guess is corrected by the first `NetworkInterfaceNotSupported`
+/// error.
 pub fn table_verdict(instance_type: &str) -> Verdict {
     let (family, size) = split_type(instance_type);
     if size.starts_with("metal") {
@@ -80,10 +79,7 @@ pub struct InstanceTypeSupport {
 
 impl InstanceTypeSupport {
     pub fn new(overrides: BTreeMap<String, Verdict>) -> Self {
-        InstanceTypeSupport {
-            overrides,
-            learned: Mutex::new(HashMap::new()),
-        }
+        InstanceTypeSupport { overrides, learned: Mutex::new(HashMap::new()) }
     }
 
     /// Marks an instance type unsupported after AWS rejected one of its interfaces.
@@ -96,10 +92,7 @@ impl InstanceTypeSupport {
     pub fn snapshot(&self, now: Instant) -> SupportSnapshot<'_> {
         let mut learned = self.learned.lock().expect("learned-types lock is not poisoned");
         learned.retain(|_, expires| *expires > now);
-        SupportSnapshot {
-            overrides: &self.overrides,
-            learned: learned.keys().cloned().collect(),
-        }
+        SupportSnapshot { overrides: &self.overrides, learned: learned.keys().cloned().collect() }
     }
 }
 
@@ -201,10 +194,6 @@ mod tests {
         let start = Instant::now();
         support.learn_unsupported("m5.large", start);
         assert!(!support.snapshot(start).supports("m5.large"));
-        assert!(
-            support
-                .snapshot(start + LEARNED_TTL + Duration::from_secs(1))
-                .supports("m5.large")
-        );
+        assert!(support.snapshot(start + LEARNED_TTL + Duration::from_secs(1)).supports("m5.large"));
     }
 }

@@ -7,21 +7,60 @@ use crate::aws::ec2::Ec2;
 use crate::aws::error::Ec2Error;
 use crate::aws::model::{Instance, InstanceQuery, Session, Target};
 
-/// What one inventory read covers.
+/// The part of a region that one inventory read covers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InventoryScope {
+    /// Every pending and running instance (narrowed to these VPCs when set) and every session.
+    Region { vpc_ids: Option<BTreeSet<String>> },
+    /// The named instances in any state, the named interfaces, and the sessions on them.
+    Sources(SourceScope),
+}
+
+/// Instances and interfaces that an event names.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SourceScope {
+    pub instance_ids: BTreeSet<String>,
+    pub network_interface_ids: BTreeSet<String>,
+}
+
+impl SourceScope {
+    pub fn is_empty(&self) -> bool {
+        self.instance_ids.is_empty() && self.network_interface_ids.is_empty()
+    }
+
+    /// Adds another scope's instances and interfaces to this one.
+    pub fn merge(&mut self, other: &SourceScope) {
+        self.instance_ids.extend(other.instance_ids.iter().cloned());
+        self.network_interface_ids.extend(other.network_interface_ids.iter().cloned());
+    }
+}
+
+/// What one inventory read covers.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InventoryRequest {
-    /// When every policy is limited to VPCs, the union of those VPCs; `None` reads the region.
-    pub vpc_ids: Option<BTreeSet<String>>,
+    pub scope: InventoryScope,
     /// The filters the policies name.
     pub filter_ids: BTreeSet<String>,
+}
+
+/// Targets and filters, which change rarely: narrow reads reuse those of the last region read.
+/// Deleting a target or filter wakes a region read of the policies that use it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Catalog {
+    pub targets: Vec<Target>,
+    /// The requested filters that exist.
+    pub filters: BTreeSet<String>,
+    /// The filters that were requested, found or not.
+    pub requested_filters: BTreeSet<String>,
 }
 
 /// Instances, sessions, targets and filters as read at one moment.
 #[derive(Clone, Debug, Default)]
 pub struct Inventory {
-    /// Pending and running instances, with their attached network interfaces.
+    /// Instances with their attached network interfaces: pending and running ones for a region
+    /// read, the named ones in any state for a source read.
     pub instances: Vec<Instance>,
-    /// Every session of the region, by id.
+    /// Every session of the region, or of the read interfaces, by id.
     pub sessions: BTreeMap<String, Session>,
     /// Every target of the region, by id.
     pub targets: BTreeMap<String, Target>,
@@ -47,11 +86,8 @@ impl Inventory {
             sessions_by_interface: HashMap::new(),
             target_interfaces: HashSet::new(),
         };
-        inventory.target_interfaces = inventory
-            .targets
-            .values()
-            .filter_map(|t| t.network_interface_id.clone())
-            .collect();
+        inventory.target_interfaces =
+            inventory.targets.values().filter_map(|t| t.network_interface_id.clone()).collect();
         for session in sessions {
             inventory.insert_session(session);
         }
@@ -85,10 +121,7 @@ impl Inventory {
                 ids.retain(|id| id != &session.id);
             }
         }
-        self.sessions_by_interface
-            .entry(session.network_interface_id.clone())
-            .or_default()
-            .push(session.id.clone());
+        self.sessions_by_interface.entry(session.network_interface_id.clone()).or_default().push(session.id.clone());
         self.sessions.insert(session.id.clone(), session);
     }
 
@@ -118,35 +151,88 @@ macro_rules! read_all_pages {
     }};
 }
 
-/// Reads the inventory of a region: pending and running instances (narrowed to the policies' VPCs when
-/// every policy names VPCs), all sessions and targets, and the policies' filters.
-pub async fn read<E: Ec2>(ec2: &E, request: &InventoryRequest) -> Result<Inventory, Ec2Error> {
-    // Pending instances are read so that their sessions (kept from before a stop) are not pruned
-    // while they start; only running instances get new sessions.
-    let mut filters = vec![(
-        "instance-state-name".to_string(),
-        vec!["pending".to_string(), "running".to_string()],
-    )];
-    if let Some(vpc_ids) = &request.vpc_ids {
+/// Reads the inventory that a request covers, and the catalog of targets and filters.
+///
+/// A region read costs one paged sweep per resource type. A source read costs at most three
+/// calls (interfaces, instances, sessions) when `catalog` already covers the policies'
+/// filters, so an event never triggers a region-wide sweep.
+pub async fn read<E: Ec2>(
+    ec2: &E,
+    request: &InventoryRequest,
+    catalog: Option<&Catalog>,
+) -> Result<(Inventory, Catalog), Ec2Error> {
+    let (instances, sessions) = match &request.scope {
+        InventoryScope::Region { vpc_ids } => read_region(ec2, vpc_ids.as_ref()).await?,
+        InventoryScope::Sources(sources) => read_sources(ec2, sources).await?,
+    };
+
+    let reusable = catalog.filter(|c| {
+        matches!(request.scope, InventoryScope::Sources(_)) && request.filter_ids.is_subset(&c.requested_filters)
+    });
+    let catalog = match reusable {
+        Some(catalog) => catalog.clone(),
+        None => read_catalog(ec2, &request.filter_ids).await?,
+    };
+
+    let inventory = Inventory::new(instances, sessions, catalog.targets.clone(), catalog.filters.clone());
+    Ok((inventory, catalog))
+}
+
+async fn read_region<E: Ec2>(
+    ec2: &E,
+    vpc_ids: Option<&BTreeSet<String>>,
+) -> Result<(Vec<Instance>, Vec<Session>), Ec2Error> {
+    // Pending instances are read so that their sessions (kept from before a stop) are not
+    // pruned while they start; only running instances get new sessions.
+    let mut filters = vec![("instance-state-name".to_string(), vec!["pending".to_string(), "running".to_string()])];
+    if let Some(vpc_ids) = vpc_ids {
         filters.push(("vpc-id".to_string(), vpc_ids.iter().cloned().collect()));
     }
-    let query = InstanceQuery {
-        instance_ids: vec![],
-        filters,
-    };
+    let query = InstanceQuery { instance_ids: vec![], filters };
     let instances = read_all_pages!(|token| ec2.describe_instances(&query, token));
 
     let sessions = read_all_pages!(|token| ec2.describe_sessions(&[], token));
+    Ok((instances, sessions))
+}
 
-    let targets = read_all_pages!(|token| ec2.describe_targets(token));
+async fn read_sources<E: Ec2>(ec2: &E, sources: &SourceScope) -> Result<(Vec<Instance>, Vec<Session>), Ec2Error> {
+    let mut instance_ids = sources.instance_ids.clone();
+    if !sources.network_interface_ids.is_empty() {
+        let ids: Vec<String> = sources.network_interface_ids.iter().cloned().collect();
+        let attachments = read_all_pages!(|token| ec2.describe_network_interfaces(&ids, token));
+        instance_ids.extend(attachments.into_iter().filter_map(|a| a.instance_id));
+    }
 
-    let filter_ids: Vec<String> = request.filter_ids.iter().cloned().collect();
-    let filters = if filter_ids.is_empty() {
+    // A filter on the id rather than InstanceIds: an instance that no longer exists is left
+    // out instead of failing the call. Every state is read, so that the sessions of stopped
+    // instances can be pruned.
+    let instances = if instance_ids.is_empty() {
         Vec::new()
     } else {
-        read_all_pages!(|token| ec2.describe_filters(&filter_ids, token))
+        let filters = vec![("instance-id".to_string(), instance_ids.into_iter().collect())];
+        let query = InstanceQuery { instance_ids: vec![], filters };
+        read_all_pages!(|token| ec2.describe_instances(&query, token))
     };
-    let filters = filters.into_iter().map(|f| f.id).collect();
 
-    Ok(Inventory::new(instances, sessions, targets, filters))
+    let mut interface_ids: BTreeSet<String> = sources.network_interface_ids.clone();
+    interface_ids.extend(instances.iter().flat_map(|i| i.network_interfaces.iter().map(|n| n.id.clone())));
+    let sessions = if interface_ids.is_empty() {
+        Vec::new()
+    } else {
+        let filters = [("network-interface-id".to_string(), interface_ids.into_iter().collect())];
+        read_all_pages!(|token| ec2.describe_sessions(&filters, token))
+    };
+    Ok((instances, sessions))
+}
+
+async fn read_catalog<E: Ec2>(ec2: &E, filter_ids: &BTreeSet<String>) -> Result<Catalog, Ec2Error> {
+    let targets = read_all_pages!(|token| ec2.describe_targets(token));
+
+    let requested: Vec<String> = filter_ids.iter().cloned().collect();
+    let filters = if requested.is_empty() {
+        Vec::new()
+    } else {
+        read_all_pages!(|token| ec2.describe_filters(&requested, token))
+    };
+    Ok(Catalog { targets, filters: filters.into_iter().map(|f| f.id).collect(), requested_filters: filter_ids.clone() })
 }

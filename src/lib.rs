@@ -5,6 +5,7 @@
 //! inventory), applies the plan with owned, idempotent writes, and reports coverage.
 
 pub mod apply;
+pub mod attachment_index;
 pub mod aws;
 pub mod client_token;
 pub mod engine;

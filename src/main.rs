@@ -106,9 +106,7 @@ struct PlanArgs {
 
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -130,12 +128,7 @@ async fn build_engine(
         anyhow::bail!("no AWS region configured: set --region or AWS_REGION");
     }
     let ec2 = Instrumented::new(SdkEc2::new(config::ec2_client(&sdk_config)), metrics.clone());
-    Ok(Engine::new(
-        ec2,
-        args.cluster_name.clone(),
-        InstanceTypeSupport::new(overrides),
-        metrics,
-    ))
+    Ok(Engine::new(ec2, args.cluster_name.clone(), InstanceTypeSupport::new(overrides), metrics))
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -144,10 +137,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let engine = build_engine(&args.aws, metrics.clone()).await?;
     if args.metrics_addr != "off" {
         let address: SocketAddr = args.metrics_addr.parse().map_err(|e| {
-            anyhow::anyhow!(
-                "invalid --metrics-addr {:?}: {e}; use HOST:PORT or off",
-                args.metrics_addr
-            )
+            anyhow::anyhow!("invalid --metrics-addr {:?}: {e}; use HOST:PORT or off", args.metrics_addr)
         })?;
         let listener = tokio::net::TcpListener::bind(address)
             .await
@@ -177,9 +167,9 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run(args).await,
         Command::Plan(args) => plan(args).await,
-        Command::Crd => serde_norway::to_string(&MirrorPolicy::crd())
-            .map(|yaml| print!("{yaml}"))
-            .map_err(anyhow::Error::from),
+        Command::Crd => {
+            serde_norway::to_string(&MirrorPolicy::crd()).map(|yaml| print!("{yaml}")).map_err(anyhow::Error::from)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -60,10 +60,7 @@ impl Metrics {
         )
         .expect("metric definition is valid");
         let sessions_created = IntCounterVec::new(
-            Opts::new(
-                "vpcmirror_sessions_created_total",
-                "Sessions created, by policy and reason.",
-            ),
+            Opts::new("vpcmirror_sessions_created_total", "Sessions created, by policy and reason."),
             &["policy", "reason"],
         )
         .expect("metric definition is valid");
@@ -76,10 +73,7 @@ impl Metrics {
         )
         .expect("metric definition is valid");
         let sessions_deleted = IntCounterVec::new(
-            Opts::new(
-                "vpcmirror_sessions_deleted_total",
-                "Owned sessions deleted, by policy and reason.",
-            ),
+            Opts::new("vpcmirror_sessions_deleted_total", "Owned sessions deleted, by policy and reason."),
             &["policy", "reason"],
         )
         .expect("metric definition is valid");
@@ -101,10 +95,7 @@ impl Metrics {
         )
         .expect("metric definition is valid");
         let reconciles = IntCounterVec::new(
-            Opts::new(
-                "vpcmirror_reconciles_total",
-                "Policy reconciles by outcome (success, invalid, error).",
-            ),
+            Opts::new("vpcmirror_reconciles_total", "Policy reconciles by outcome (success, invalid, error)."),
             &["outcome"],
         )
         .expect("metric definition is valid");
@@ -140,23 +131,13 @@ impl Metrics {
 
     /// Publishes a policy's coverage, replacing the reasons of its previous report.
     pub fn record_coverage(&self, policy: &str, coverage: &Coverage) {
-        self.policy_network_interfaces
-            .with_label_values(&[policy, "selected"])
-            .set(coverage.selected as i64);
-        self.policy_network_interfaces
-            .with_label_values(&[policy, "eligible"])
-            .set(coverage.eligible as i64);
-        self.policy_network_interfaces
-            .with_label_values(&[policy, "mirrored"])
-            .set(coverage.mirrored as i64);
-        self.policy_coverage_ratio
-            .with_label_values(&[policy])
-            .set(coverage.ratio());
+        self.policy_network_interfaces.with_label_values(&[policy, "selected"]).set(coverage.selected as i64);
+        self.policy_network_interfaces.with_label_values(&[policy, "eligible"]).set(coverage.eligible as i64);
+        self.policy_network_interfaces.with_label_values(&[policy, "mirrored"]).set(coverage.mirrored as i64);
+        self.policy_coverage_ratio.with_label_values(&[policy]).set(coverage.ratio());
         for reason in crate::plan::UnmirroredReason::ALL {
             let count = coverage.unmirrored_by_reason.get(&reason).copied().unwrap_or(0);
-            self.policy_unmirrored
-                .with_label_values(&[policy, reason.as_str()])
-                .set(count as i64);
+            self.policy_unmirrored.with_label_values(&[policy, reason.as_str()]).set(count as i64);
         }
     }
 
@@ -210,4 +191,42 @@ pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) -> 
     let address = listener.local_addr()?;
     tracing::info!(%address, "Serving metrics and health probes");
     axum::serve(listener, app).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn get(address: std::net::SocketAddr, path: &str) -> String {
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        response
+    }
+
+    #[tokio::test]
+    async fn endpoint_serves_probes_and_metrics() {
+        let metrics = Metrics::new();
+        metrics.record_aws_call("DescribeInstances", "throttled");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(serve(listener, metrics.clone()));
+
+        let not_ready = get(address, "/readyz").await;
+        metrics.set_ready(true);
+        let ready = get(address, "/readyz").await;
+        let health = get(address, "/healthz").await;
+        let scrape = get(address, "/metrics").await;
+
+        assert!(not_ready.starts_with("HTTP/1.1 503"), "{not_ready}");
+        assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+        assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+        assert!(
+            scrape.contains(r#"vpcmirror_aws_calls_total{operation="DescribeInstances",outcome="throttled"} 1"#),
+            "{scrape}"
+        );
+    }
 }

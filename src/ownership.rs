@@ -22,7 +22,7 @@ pub const MANAGED_BY_VALUE: &str = "vpc-mirror-controller";
 pub const CLUSTER_KEY: &str = "vpcmirror.dev/cluster";
 pub const POLICY_KEY: &str = "vpcmirror.dev/policy";
 
-/// Who a session belongs to, as read from its tags.
+/// The owner of a session, as read from its tags.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ownership<'a> {
     /// Created by this controller (same cluster name) for the named policy.

@@ -1,7 +1,7 @@
 //! The plan: the diff between what a policy wants and what the inventory shows.
 //!
 //! `plan` is a pure function of (policy, cluster name, inventory, instance-type verdicts). It
-//! holds every mirroring rule, so most behaviour is tested here without any I/O.
+//! contains every mirroring rule, so most behaviour is tested here without any I/O.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -19,7 +19,7 @@ pub const MAX_SESSIONS_PER_INTERFACE: usize = 3;
 /// Highest session number AWS accepts.
 pub const MAX_SESSION_NUMBER: i32 = 32766;
 
-/// Why a selected network interface is not mirrored.
+/// The reason a selected network interface is not mirrored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum UnmirroredReason {
     /// The instance type cannot be a mirror source.
@@ -118,7 +118,7 @@ impl Drift {
     }
 }
 
-/// Why an owned session is deleted.
+/// The reason an owned session is deleted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeleteReason {
     /// Its interface is no longer selected, attached to a live instance, or eligible.
@@ -250,13 +250,10 @@ impl DesiredSession {
 
 /// Returns the interfaces of an instance that the policy's `interfaces` setting picks.
 fn picked_interfaces(instance: &Instance, selection: InterfaceSelection) -> impl Iterator<Item = &NetworkInterface> {
-    instance
-        .network_interfaces
-        .iter()
-        .filter(move |interface| match selection {
-            InterfaceSelection::All => true,
-            InterfaceSelection::Primary => interface.device_index == 0 && interface.network_card_index == 0,
-        })
+    instance.network_interfaces.iter().filter(move |interface| match selection {
+        InterfaceSelection::All => true,
+        InterfaceSelection::Primary => interface.device_index == 0 && interface.network_card_index == 0,
+    })
 }
 
 /// Computes the plan of one valid policy against an inventory.
@@ -270,74 +267,59 @@ pub fn plan(policy: &MirrorPolicy, cluster: &str, inventory: &Inventory, support
     let mut owned_by_interface: HashMap<&str, Vec<&Session>> = HashMap::new();
     for session in inventory.sessions.values() {
         if is_owned_by(session, cluster, name) {
-            owned_by_interface
-                .entry(session.network_interface_id.as_str())
-                .or_default()
-                .push(session);
+            owned_by_interface.entry(session.network_interface_id.as_str()).or_default().push(session);
         }
     }
 
-    let mut plan = Plan {
-        policy: name.to_string(),
-        ..Plan::default()
-    };
+    let mut plan = Plan { policy: name.to_string(), ..Plan::default() };
     // Interfaces whose owned sessions stay: selected and eligible, or not decidable right now.
     let mut keep: HashSet<&str> = HashSet::new();
 
     for instance in inventory.instances.iter().filter(|i| selects(&spec.selector, i)) {
         for interface in picked_interfaces(instance, spec.interfaces) {
-            if instance.state != "running" {
+            match instance.state.as_str() {
+                "running" => {}
                 // A starting instance keeps its sessions; it is judged once it runs.
-                keep.insert(interface.id.as_str());
-                continue;
+                "pending" => {
+                    keep.insert(interface.id.as_str());
+                    continue;
+                }
+                // Stopping, stopped or terminated: AWS keeps (and bills) the sessions, which no
+                // longer mirror anything, so owned ones are pruned.
+                _ => continue,
             }
             plan.selected += 1;
             let source = Source::of(instance, interface);
-            let owned = owned_by_interface
-                .get(interface.id.as_str())
-                .map(Vec::as_slice)
-                .unwrap_or_default();
+            let owned = owned_by_interface.get(interface.id.as_str()).map(Vec::as_slice).unwrap_or_default();
             let on_interface = inventory.sessions_on(&interface.id);
-            let unmirrored = |reason, detail: String| Unmirrored {
-                source: source.clone(),
-                reason,
-                detail,
-            };
+            let unmirrored = |reason, detail: String| Unmirrored { source: source.clone(), reason, detail };
 
             if interface.interface_type != "interface" {
                 let detail = format!("interface type {} cannot be a mirror source", interface.interface_type);
-                plan.unmirrored
-                    .push(unmirrored(UnmirroredReason::UnsupportedInterfaceType, detail));
+                plan.unmirrored.push(unmirrored(UnmirroredReason::UnsupportedInterfaceType, detail));
                 continue;
             }
             if inventory.is_target_interface(&interface.id) {
                 let detail = "the interface is a Traffic Mirror target".to_string();
-                plan.unmirrored
-                    .push(unmirrored(UnmirroredReason::SourceIsTarget, detail));
+                plan.unmirrored.push(unmirrored(UnmirroredReason::SourceIsTarget, detail));
                 continue;
             }
-            // A session that AWS accepted proves support, whatever the table says.
+            // A session that AWS accepted proves support, whatever the table's verdict.
             let already_mirrored = !owned.is_empty() || on_interface.iter().any(|s| s.target_id == desired.target_id);
             if !already_mirrored && !support.supports(&instance.instance_type) {
-                let detail = format!(
-                    "instance type {} does not support Traffic Mirroring",
-                    instance.instance_type
-                );
-                plan.unmirrored
-                    .push(unmirrored(UnmirroredReason::UnsupportedInstanceType, detail));
+                let detail = format!("instance type {} does not support Traffic Mirroring", instance.instance_type);
+                plan.unmirrored.push(unmirrored(UnmirroredReason::UnsupportedInstanceType, detail));
                 continue;
             }
             keep.insert(interface.id.as_str());
             if target_missing {
                 let detail = format!("target {} not found", desired.target_id);
-                plan.unmirrored
-                    .push(unmirrored(UnmirroredReason::TargetNotFound, detail));
+                plan.unmirrored.push(unmirrored(UnmirroredReason::TargetNotFound, detail));
                 continue;
             }
             if filter_missing {
                 let detail = format!("filter {} not found", desired.filter_id);
-                plan.unmirrored
-                    .push(unmirrored(UnmirroredReason::FilterNotFound, detail));
+                plan.unmirrored.push(unmirrored(UnmirroredReason::FilterNotFound, detail));
                 continue;
             }
 
@@ -346,31 +328,20 @@ pub fn plan(policy: &MirrorPolicy, cluster: &str, inventory: &Inventory, support
                 continue;
             }
             if let Some(existing) = on_interface.iter().find(|s| s.target_id == desired.target_id) {
-                plan.mirrored.push(Mirrored {
-                    source,
-                    session_id: existing.id.clone(),
-                    adopted: true,
-                });
+                plan.mirrored.push(Mirrored { source, session_id: existing.id.clone(), adopted: true });
                 continue;
             }
             if on_interface.len() >= MAX_SESSIONS_PER_INTERFACE {
-                let detail = format!(
-                    "the interface already has {} sessions, the AWS maximum",
-                    on_interface.len()
-                );
-                plan.unmirrored
-                    .push(unmirrored(UnmirroredReason::SessionQuotaReached, detail));
+                let detail = format!("the interface already has {} sessions, the AWS maximum", on_interface.len());
+                plan.unmirrored.push(unmirrored(UnmirroredReason::SessionQuotaReached, detail));
                 continue;
             }
             match choose_number(desired.number, &on_interface) {
                 Ok(number) => plan.creates.push(Create { source, number }),
                 Err(holder) => {
-                    let detail = format!(
-                        "session number {} is used by session {holder}",
-                        desired.number.unwrap_or_default()
-                    );
-                    plan.unmirrored
-                        .push(unmirrored(UnmirroredReason::SessionNumberInUse, detail));
+                    let detail =
+                        format!("session number {} is used by session {holder}", desired.number.unwrap_or_default());
+                    plan.unmirrored.push(unmirrored(UnmirroredReason::SessionNumberInUse, detail));
                 }
             }
         }
@@ -406,14 +377,7 @@ fn plan_owned(
 ) {
     let keeper = owned
         .iter()
-        .min_by_key(|s| {
-            (
-                s.target_id != desired.target_id,
-                s.filter_id != desired.filter_id,
-                s.number,
-                s.id.as_str(),
-            )
-        })
+        .min_by_key(|s| (s.target_id != desired.target_id, s.filter_id != desired.filter_id, s.number, s.id.as_str()))
         .expect("owned is not empty");
     for duplicate in owned.iter().filter(|s| s.id != keeper.id) {
         plan.deletes.push(Delete {
@@ -423,27 +387,17 @@ fn plan_owned(
         });
     }
     // Duplicates are being deleted, so their numbers do not block the keeper's.
-    let others: Vec<&Session> = on_interface
-        .iter()
-        .copied()
-        .filter(|s| s.id != keeper.id && !owned.iter().any(|o| o.id == s.id))
-        .collect();
+    let others: Vec<&Session> =
+        on_interface.iter().copied().filter(|s| s.id != keeper.id && !owned.iter().any(|o| o.id == s.id)).collect();
     match drift(keeper, desired, &others) {
         Some((change, drifts)) => plan.repairs.push(Repair { source, change, drifts }),
-        None => plan.mirrored.push(Mirrored {
-            source,
-            session_id: keeper.id.clone(),
-            adopted: false,
-        }),
+        None => plan.mirrored.push(Mirrored { source, session_id: keeper.id.clone(), adopted: false }),
     }
 }
 
 /// Compares an owned session with the policy and returns the change that repairs it.
 fn drift(session: &Session, desired: &DesiredSession, others: &[&Session]) -> Option<(ModifySession, Vec<Drift>)> {
-    let mut change = ModifySession {
-        session_id: session.id.clone(),
-        ..ModifySession::default()
-    };
+    let mut change = ModifySession { session_id: session.id.clone(), ..ModifySession::default() };
     let mut drifts = Vec::new();
     if session.target_id != desired.target_id {
         change.target_id = Some(desired.target_id.clone());
@@ -454,8 +408,8 @@ fn drift(session: &Session, desired: &DesiredSession, others: &[&Session]) -> Op
         drifts.push(Drift::FilterChanged);
     }
     if let Some(number) = desired.number {
-        // When another session holds the wanted number, the current one stays: renumbering
-        // would fail, and the session still mirrors.
+        // When another session uses the policy's number, the current number stays, because
+        // renumbering would fail and the session mirrors all the same.
         if session.number != number && !others.iter().any(|s| s.number == number) {
             change.number = Some(number);
             drifts.push(Drift::NumberChanged);
@@ -482,7 +436,7 @@ fn drift(session: &Session, desired: &DesiredSession, others: &[&Session]) -> Op
 }
 
 /// Returns the policy's number when it is free, or the lowest free number when the policy
-/// leaves it open; on a conflict, returns the id of the session holding the number.
+/// leaves it open. On a conflict, returns the id of the session that uses the number.
 fn choose_number(wanted: Option<i32>, on_interface: &[&Session]) -> Result<i32, String> {
     match wanted {
         Some(number) => match on_interface.iter().find(|s| s.number == number) {

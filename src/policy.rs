@@ -55,12 +55,12 @@ pub struct MirrorPolicySpec {
     /// The Traffic Mirror filter that decides which packets are mirrored.
     pub filter: FilterRef,
 
-    /// Which instances are mirrored. All given fields must match (AND); values inside one list
+    /// The instances to mirror. All given fields must match (AND), and values inside one list
     /// are alternatives (OR). At least one field is required, so a policy never selects a whole
     /// region by accident.
     pub selector: InstanceSelector,
 
-    /// Which network interfaces of a selected instance are mirrored: All (every attached
+    /// The network interfaces of each selected instance to mirror: All (every attached
     /// interface, including those the VPC CNI adds) or Primary (device index 0 only).
     #[serde(default)]
     pub interfaces: InterfaceSelection,
@@ -74,8 +74,8 @@ pub struct MirrorPolicySpec {
     #[serde(default = "default_true")]
     pub prune: bool,
 
-    /// What happens to the sessions this policy created when the policy is deleted:
-    /// Delete removes them, Retain leaves them in place and stops managing them.
+    /// The action on this policy's sessions when the policy is deleted. Delete removes them,
+    /// and Retain leaves them in place, no longer managed.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
 }
@@ -153,6 +153,7 @@ pub struct AvailabilityZone(#[schemars(regex(pattern = r"^[a-z]{2}(-[a-z]+)+-[0-
 /// A Kubernetes-style label selector applied to EC2 tags.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("minProperties" = 1))]
 pub struct TagSelector {
     /// Tags that must be present with exactly these values.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -170,7 +171,7 @@ pub struct TagRequirement {
     #[schemars(length(min = 1, max = 128))]
     pub key: String,
 
-    /// How the tag value is compared with `values`.
+    /// The comparison of the tag value with `values`.
     pub operator: TagOperator,
 
     /// The values for In and NotIn (at least one); must be empty for Exists and DoesNotExist.
@@ -183,7 +184,7 @@ pub struct TagRequirement {
 pub enum TagOperator {
     /// The tag is present and its value is one of `values`.
     In,
-    /// The tag is absent, or its value is none of `values`.
+    /// The tag is absent, or its value is not in `values`.
     NotIn,
     /// The tag is present, whatever its value.
     Exists,
@@ -191,7 +192,7 @@ pub enum TagOperator {
     DoesNotExist,
 }
 
-/// Which network interfaces of a selected instance are sources.
+/// The network interfaces of a selected instance that become sources.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub enum InterfaceSelection {
     /// Every attached network interface.
@@ -201,7 +202,7 @@ pub enum InterfaceSelection {
     Primary,
 }
 
-/// What happens to owned sessions when the policy goes away.
+/// The action on owned sessions when the policy goes away.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub enum DeletionPolicy {
     /// Delete the sessions this policy created.
@@ -317,7 +318,7 @@ pub struct UnmirroredSource {
     pub network_interface_id: String,
     /// The instance it is attached to.
     pub instance_id: String,
-    /// Why it is not mirrored, for example UnsupportedInstanceType.
+    /// The reason it is not mirrored, for example UnsupportedInstanceType.
     pub reason: String,
 }
 

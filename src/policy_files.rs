@@ -13,20 +13,11 @@ pub enum PolicyFileError {
     #[error("failed to read {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
     #[error("invalid YAML in {path}, document {document}: {message}")]
-    Parse {
-        path: PathBuf,
-        document: usize,
-        message: String,
-    },
+    Parse { path: PathBuf, document: usize, message: String },
     #[error(
         "{path}, document {document}: expected apiVersion vpcmirror.dev/v1alpha1 and kind MirrorPolicy, found {api_version} {kind}"
     )]
-    WrongKind {
-        path: PathBuf,
-        document: usize,
-        api_version: String,
-        kind: String,
-    },
+    WrongKind { path: PathBuf, document: usize, api_version: String, kind: String },
     #[error("policy {name} is defined twice (again in {path}): give each policy a unique metadata.name")]
     DuplicateName { name: String, path: PathBuf },
     #[error("no policy files (*.yaml, *.yml) found in {path}")]
@@ -36,10 +27,7 @@ pub enum PolicyFileError {
 /// Lists the YAML files under a path: the file itself, or a folder's *.yaml and *.yml files
 /// in name order (not recursive).
 fn yaml_files(path: &Path) -> Result<Vec<PathBuf>, PolicyFileError> {
-    let read_error = |source| PolicyFileError::Read {
-        path: path.to_path_buf(),
-        source,
-    };
+    let read_error = |source| PolicyFileError::Read { path: path.to_path_buf(), source };
     if !path.is_dir() {
         return Ok(vec![path.to_path_buf()]);
     }
@@ -65,10 +53,8 @@ pub fn load(paths: &[PathBuf]) -> Result<Vec<MirrorPolicy>, PolicyFileError> {
             return Err(PolicyFileError::Empty { path: path.clone() });
         }
         for file in files {
-            let text = std::fs::read_to_string(&file).map_err(|source| PolicyFileError::Read {
-                path: file.clone(),
-                source,
-            })?;
+            let text = std::fs::read_to_string(&file)
+                .map_err(|source| PolicyFileError::Read { path: file.clone(), source })?;
             for policy in parse_documents(&file, &text)? {
                 let name = policy.policy_name().to_string();
                 if !names.insert(name.clone()) {
@@ -86,32 +72,16 @@ pub fn parse_documents(path: &Path, text: &str) -> Result<Vec<MirrorPolicy>, Pol
     let mut policies = Vec::new();
     for (index, document) in serde_norway::Deserializer::from_str(text).enumerate() {
         let number = index + 1;
-        let parse_error = |message: String| PolicyFileError::Parse {
-            path: path.to_path_buf(),
-            document: number,
-            message,
-        };
+        let parse_error =
+            |message: String| PolicyFileError::Parse { path: path.to_path_buf(), document: number, message };
         let value = serde_norway::Value::deserialize(document).map_err(|e| parse_error(e.to_string()))?;
         if value.is_null() {
             continue;
         }
-        let api_version = value
-            .get("apiVersion")
-            .and_then(|v| v.as_str())
-            .unwrap_or("(none)")
-            .to_string();
-        let kind = value
-            .get("kind")
-            .and_then(|v| v.as_str())
-            .unwrap_or("(none)")
-            .to_string();
+        let api_version = value.get("apiVersion").and_then(|v| v.as_str()).unwrap_or("(none)").to_string();
+        let kind = value.get("kind").and_then(|v| v.as_str()).unwrap_or("(none)").to_string();
         if api_version != "vpcmirror.dev/v1alpha1" || kind != "MirrorPolicy" {
-            return Err(PolicyFileError::WrongKind {
-                path: path.to_path_buf(),
-                document: number,
-                api_version,
-                kind,
-            });
+            return Err(PolicyFileError::WrongKind { path: path.to_path_buf(), document: number, api_version, kind });
         }
         let policy: MirrorPolicy = serde_norway::from_value(value).map_err(|e| parse_error(e.to_string()))?;
         policies.push(policy);

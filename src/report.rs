@@ -25,11 +25,7 @@ impl Coverage {
     /// Coverage after an apply: sessions in place, created and repaired count as mirrored.
     pub fn after_apply(plan: &Plan, outcome: &ApplyOutcome) -> Self {
         let mirrored = plan.mirrored.len() + outcome.created.len() + outcome.repaired.len();
-        Self::count(
-            plan.selected,
-            mirrored,
-            plan.unmirrored.iter().chain(outcome.failed.iter()),
-        )
+        Self::count(plan.selected, mirrored, plan.unmirrored.iter().chain(outcome.failed.iter()))
     }
 
     fn count<'a>(selected: usize, mirrored: usize, unmirrored: impl Iterator<Item = &'a Unmirrored>) -> Self {
@@ -41,24 +37,15 @@ impl Coverage {
                 ineligible += 1;
             }
         }
-        Coverage {
-            selected,
-            eligible: selected - ineligible,
-            mirrored,
-            unmirrored_by_reason,
-        }
+        Coverage { selected, eligible: selected - ineligible, mirrored, unmirrored_by_reason }
     }
 
     /// Mirrored divided by eligible; 1 when nothing is eligible, since nothing is missing.
     pub fn ratio(&self) -> f64 {
-        if self.eligible == 0 {
-            1.0
-        } else {
-            self.mirrored as f64 / self.eligible as f64
-        }
+        if self.eligible == 0 { 1.0 } else { self.mirrored as f64 / self.eligible as f64 }
     }
 
-    /// The ratio as a percentage with one decimal, for example "98.5%".
+    /// Formats the ratio as a percentage with one decimal, for example "98.5%".
     pub fn percent(&self) -> String {
         format!("{:.1}%", self.ratio() * 100.0)
     }
@@ -70,17 +57,15 @@ pub enum PolicyOutcome {
     /// The policy failed validation; nothing was read or written for it.
     Invalid(Vec<FieldError>),
     /// The policy was planned, and applied unless this was a dry run.
-    Reconciled {
-        plan: Plan,
-        applied: Option<ApplyOutcome>,
-        coverage: Coverage,
-    },
+    Reconciled { plan: Plan, applied: Option<ApplyOutcome>, coverage: Coverage },
 }
 
 /// One policy's outcome, named.
 #[derive(Clone, Debug)]
 pub struct PolicyReport {
     pub policy: String,
+    /// True when the pass read only some sources, so the counts cover those sources only.
+    pub partial: bool,
     pub outcome: PolicyOutcome,
 }
 
@@ -89,11 +74,9 @@ impl PolicyReport {
     pub fn unmirrored(&self) -> Vec<&Unmirrored> {
         match &self.outcome {
             PolicyOutcome::Invalid(_) => Vec::new(),
-            PolicyOutcome::Reconciled { plan, applied, .. } => plan
-                .unmirrored
-                .iter()
-                .chain(applied.iter().flat_map(|a| a.failed.iter()))
-                .collect(),
+            PolicyOutcome::Reconciled { plan, applied, .. } => {
+                plan.unmirrored.iter().chain(applied.iter().flat_map(|a| a.failed.iter())).collect()
+            }
         }
     }
 }
@@ -109,11 +92,7 @@ pub fn render_table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut text = String::new();
     let header_cells: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
     for row in std::iter::once(&header_cells).chain(rows) {
-        let line: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, width)| format!("{cell:<width$}"))
-            .collect();
+        let line: Vec<String> = row.iter().zip(&widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
         let _ = writeln!(text, "{}", line.join("  ").trim_end());
     }
     text
@@ -141,10 +120,8 @@ pub fn render_coverage(reports: &[PolicyReport]) -> String {
                 }
             }
             PolicyOutcome::Reconciled { coverage, applied, .. } => {
-                let (created, repaired, deleted) = applied
-                    .as_ref()
-                    .map(|a| (a.created.len(), a.repaired.len(), a.deleted.len()))
-                    .unwrap_or_default();
+                let (created, repaired, deleted) =
+                    applied.as_ref().map(|a| (a.created.len(), a.repaired.len(), a.deleted.len())).unwrap_or_default();
                 rows.push(vec![
                     report.policy.clone(),
                     coverage.percent(),
@@ -159,9 +136,7 @@ pub fn render_coverage(reports: &[PolicyReport]) -> String {
         }
     }
     let mut text = render_table(
-        &[
-            "POLICY", "COVERAGE", "MIRRORED", "ELIGIBLE", "SELECTED", "CREATED", "REPAIRED", "DELETED",
-        ],
+        &["POLICY", "COVERAGE", "MIRRORED", "ELIGIBLE", "SELECTED", "CREATED", "REPAIRED", "DELETED"],
         &rows,
     );
     text.push_str(&invalid);
@@ -182,10 +157,7 @@ pub fn render_coverage(reports: &[PolicyReport]) -> String {
         .collect();
     if !unmirrored.is_empty() {
         text.push('\n');
-        text.push_str(&render_table(
-            &["POLICY", "INSTANCE", "INTERFACE", "REASON", "DETAIL"],
-            &unmirrored,
-        ));
+        text.push_str(&render_table(&["POLICY", "INSTANCE", "INTERFACE", "REASON", "DETAIL"], &unmirrored));
     }
     text
 }
@@ -243,11 +215,7 @@ pub fn render_plans(reports: &[PolicyReport]) -> String {
                     ]);
                 }
                 for mirrored in &plan.mirrored {
-                    let detail = if mirrored.adopted {
-                        "in place, not owned: left alone"
-                    } else {
-                        "in place"
-                    };
+                    let detail = if mirrored.adopted { "in place, not owned: left alone" } else { "in place" };
                     rows.push(vec![
                         "keep".into(),
                         mirrored.source.instance_id.clone(),
@@ -266,10 +234,7 @@ pub fn render_plans(reports: &[PolicyReport]) -> String {
                     ]);
                 }
                 if !rows.is_empty() {
-                    text.push_str(&render_table(
-                        &["ACTION", "INSTANCE", "INTERFACE", "SESSION", "DETAIL"],
-                        &rows,
-                    ));
+                    text.push_str(&render_table(&["ACTION", "INSTANCE", "INTERFACE", "SESSION", "DETAIL"], &rows));
                 }
                 text.push('\n');
             }

@@ -23,10 +23,7 @@ pub fn selects(selector: &InstanceSelector, instance: &Instance) -> bool {
         }
     }
     if let Some(zones) = &selector.availability_zones {
-        if !zones
-            .iter()
-            .any(|zone| Some(&zone.0) == instance.availability_zone.as_ref())
-        {
+        if !zones.iter().any(|zone| Some(&zone.0) == instance.availability_zone.as_ref()) {
             return false;
         }
     }
@@ -40,10 +37,7 @@ pub fn selects(selector: &InstanceSelector, instance: &Instance) -> bool {
 
 /// Applies Kubernetes label-selector rules to EC2 tags.
 pub fn matches_tags(selector: &TagSelector, tags: &BTreeMap<String, String>) -> bool {
-    let labels_match = selector
-        .match_labels
-        .iter()
-        .all(|(key, value)| tags.get(key) == Some(value));
+    let labels_match = selector.match_labels.iter().all(|(key, value)| tags.get(key) == Some(value));
     labels_match
         && selector.match_expressions.iter().all(|requirement| {
             let value = tags.get(&requirement.key);
@@ -75,11 +69,7 @@ mod tests {
     }
 
     fn requirement(key: &str, operator: TagOperator, values: &[&str]) -> TagRequirement {
-        TagRequirement {
-            key: key.into(),
-            operator,
-            values: values.iter().map(|v| v.to_string()).collect(),
-        }
+        TagRequirement { key: key.into(), operator, values: values.iter().map(|v| v.to_string()).collect() }
     }
 
     fn by_tags(labels: &[(&str, &str)], expressions: Vec<TagRequirement>) -> InstanceSelector {
@@ -116,11 +106,7 @@ mod tests {
         ];
         for (operator, values, tags, expected) in cases {
             let selector = by_tags(&[], vec![requirement("team", operator, &values)]);
-            assert_eq!(
-                selects(&selector, &instance(&tags)),
-                expected,
-                "{operator:?} {values:?} on {tags:?}"
-            );
+            assert_eq!(selects(&selector, &instance(&tags)), expected, "{operator:?} {values:?} on {tags:?}");
         }
     }
 

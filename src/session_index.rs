@@ -1,9 +1,9 @@
 //! The session index: which owned session mirrors which source, kept across inventories.
 //!
-//! It answers two questions the inventory alone cannot: which policy and source a session id
-//! belonged to after the session is gone (so a DeleteTrafficMirrorSession event can wake a
-//! one-interface repair), and which owned session a new one replaces (so the ClientToken of
-//! the replacement differs from the token that created the deleted session).
+//! It answers two questions the inventory alone cannot. First, which policy and source a
+//! session id belonged to after the session is gone, so that a DeleteTrafficMirrorSession
+//! event can wake a one-interface repair. Second, which owned session a new one replaces, so
+//! that the ClientToken of the replacement differs from the one of the deleted session.
 
 use std::collections::{HashMap, HashSet};
 
@@ -25,36 +25,30 @@ pub struct SessionIndex {
 }
 
 impl SessionIndex {
-    /// Adds the owned sessions of a region-wide inventory, and forgets entries of interfaces
-    /// that no longer belong to a live instance, so the index stays as large as the fleet.
+    /// Adds the owned sessions of a region-wide inventory and drops entries of interfaces that
+    /// no longer belong to a live instance, so the index never outgrows the fleet.
     pub fn refresh(&mut self, cluster: &str, inventory: &Inventory) {
+        self.add_owned(cluster, inventory);
+        let live: HashSet<&str> =
+            inventory.instances.iter().flat_map(|i| i.network_interfaces.iter().map(|n| n.id.as_str())).collect();
+        self.by_session.retain(|_, owner| live.contains(owner.network_interface_id.as_str()));
+        self.latest.retain(|(_, interface), _| live.contains(interface.as_str()));
+    }
+
+    /// Adds the owned sessions of a source inventory, forgetting nothing.
+    pub fn add_owned(&mut self, cluster: &str, inventory: &Inventory) {
         for session in inventory.sessions.values() {
             if let Ownership::Ours { policy } = ownership(session, cluster) {
                 self.record(policy, &session.network_interface_id, &session.id);
             }
         }
-        let live: HashSet<&str> = inventory
-            .instances
-            .iter()
-            .flat_map(|i| i.network_interfaces.iter().map(|n| n.id.as_str()))
-            .collect();
-        self.by_session
-            .retain(|_, owner| live.contains(owner.network_interface_id.as_str()));
-        self.latest
-            .retain(|(_, interface), _| live.contains(interface.as_str()));
     }
 
     /// Records a session that the controller created or found.
     pub fn record(&mut self, policy: &str, network_interface_id: &str, session_id: &str) {
-        let owner = SessionOwner {
-            policy: policy.to_string(),
-            network_interface_id: network_interface_id.to_string(),
-        };
+        let owner = SessionOwner { policy: policy.to_string(), network_interface_id: network_interface_id.to_string() };
         self.by_session.insert(session_id.to_string(), owner);
-        self.latest.insert(
-            (policy.to_string(), network_interface_id.to_string()),
-            session_id.to_string(),
-        );
+        self.latest.insert((policy.to_string(), network_interface_id.to_string()), session_id.to_string());
     }
 
     /// Returns the owner of a session id, if the controller has seen it.
@@ -64,12 +58,10 @@ impl SessionIndex {
 
     /// Returns the latest owned session the policy had on the interface, even if it is gone.
     pub fn latest_session(&self, policy: &str, network_interface_id: &str) -> Option<&str> {
-        self.latest
-            .get(&(policy.to_string(), network_interface_id.to_string()))
-            .map(String::as_str)
+        self.latest.get(&(policy.to_string(), network_interface_id.to_string())).map(String::as_str)
     }
 
-    /// Returns how many sessions the index knows.
+    /// Returns the number of indexed sessions.
     pub fn len(&self) -> usize {
         self.by_session.len()
     }

@@ -8,7 +8,7 @@ use crate::engine::{Engine, Mode};
 use crate::policy_files;
 use crate::report::{PolicyOutcome, render_coverage};
 
-/// How standalone mode runs.
+/// Options of standalone mode.
 #[derive(Clone, Debug)]
 pub struct StandaloneOptions {
     pub policy_paths: Vec<PathBuf>,
@@ -18,8 +18,8 @@ pub struct StandaloneOptions {
 }
 
 /// Runs reconcile passes until stopped, or once. Policy files are read again before every
-/// pass, so edits apply without a restart; a file that fails to load skips that pass and
-/// keeps every session as it is.
+/// pass, so edits apply without a restart. A file that fails to load skips that pass and
+/// leaves every session as it is.
 ///
 /// Returns an error for `--once` when the pass failed or a policy is invalid, so scripts see a
 /// non-zero exit.
@@ -34,15 +34,9 @@ pub async fn run<E: Ec2>(engine: &Engine<E>, options: &StandaloneOptions) -> any
             Ok(reports) => {
                 engine.metrics.set_ready(true);
                 print!("{}", render_coverage(&reports));
-                let invalid = reports
-                    .iter()
-                    .filter(|r| matches!(r.outcome, PolicyOutcome::Invalid(_)))
-                    .count();
+                let invalid = reports.iter().filter(|r| matches!(r.outcome, PolicyOutcome::Invalid(_))).count();
                 if options.once && invalid > 0 {
-                    anyhow::bail!(
-                        "{invalid} of {} policies are invalid; fix the fields named above",
-                        reports.len()
-                    );
+                    anyhow::bail!("{invalid} of {} policies are invalid; fix the fields named above", reports.len());
                 }
             }
             Err(error) if options.once => return Err(error),

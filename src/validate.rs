@@ -10,7 +10,7 @@ use crate::policy::{MirrorPolicy, TagOperator};
 pub struct FieldError {
     /// The field path, for example `spec.session.packetLength`.
     pub field: String,
-    /// What is wrong and how to fix it.
+    /// The problem and its fix.
     pub message: String,
 }
 
@@ -20,7 +20,7 @@ impl fmt::Display for FieldError {
     }
 }
 
-/// Longest tag value EC2 accepts; the policy name becomes one.
+/// Maximum length of an EC2 tag value, which the policy name becomes.
 const MAX_TAG_VALUE: usize = 256;
 
 fn has_id_shape(value: &str, prefix: &str) -> bool {
@@ -32,19 +32,13 @@ fn has_id_shape(value: &str, prefix: &str) -> bool {
 /// Validates a policy; returns every invalid field, not only the first.
 pub fn validate(policy: &MirrorPolicy) -> Result<(), Vec<FieldError>> {
     let mut errors = Vec::new();
-    let mut reject = |field: &str, message: String| {
-        errors.push(FieldError {
-            field: field.to_string(),
-            message,
-        })
-    };
+    let mut reject = |field: &str, message: String| errors.push(FieldError { field: field.to_string(), message });
     let spec = &policy.spec;
 
     match policy.metadata.name.as_deref() {
-        None | Some("") => reject(
-            "metadata.name",
-            "missing: every policy needs a name, which tags its sessions".into(),
-        ),
+        None | Some("") => {
+            reject("metadata.name", "missing: every policy needs a name, which tags its sessions".into())
+        }
         Some(name) if name.len() > MAX_TAG_VALUE => reject(
             "metadata.name",
             format!(
@@ -89,26 +83,13 @@ pub fn validate(policy: &MirrorPolicy) -> Result<(), Vec<FieldError>> {
     let id_lists: [(&str, Option<Vec<&str>>, &str); 3] = [
         (
             "spec.selector.instanceIds",
-            selector
-                .instance_ids
-                .as_ref()
-                .map(|v| v.iter().map(|i| i.0.as_str()).collect()),
+            selector.instance_ids.as_ref().map(|v| v.iter().map(|i| i.0.as_str()).collect()),
             "i-",
         ),
-        (
-            "spec.selector.vpcIds",
-            selector
-                .vpc_ids
-                .as_ref()
-                .map(|v| v.iter().map(|i| i.0.as_str()).collect()),
-            "vpc-",
-        ),
+        ("spec.selector.vpcIds", selector.vpc_ids.as_ref().map(|v| v.iter().map(|i| i.0.as_str()).collect()), "vpc-"),
         (
             "spec.selector.subnetIds",
-            selector
-                .subnet_ids
-                .as_ref()
-                .map(|v| v.iter().map(|i| i.0.as_str()).collect()),
+            selector.subnet_ids.as_ref().map(|v| v.iter().map(|i| i.0.as_str()).collect()),
             "subnet-",
         ),
     ];
@@ -128,10 +109,7 @@ pub fn validate(policy: &MirrorPolicy) -> Result<(), Vec<FieldError>> {
     }
     if let Some(zones) = &selector.availability_zones {
         if zones.is_empty() {
-            reject(
-                "spec.selector.availabilityZones",
-                "empty list: remove the field or name at least one zone".into(),
-            );
+            reject("spec.selector.availabilityZones", "empty list: remove the field or name at least one zone".into());
         }
     }
     if let Some(tags) = &selector.tags {
@@ -153,10 +131,7 @@ pub fn validate(policy: &MirrorPolicy) -> Result<(), Vec<FieldError>> {
                 ),
                 TagOperator::Exists | TagOperator::DoesNotExist if !requirement.values.is_empty() => reject(
                     &format!("{field}.values"),
-                    format!(
-                        "must be empty for operator {:?}: remove the values",
-                        requirement.operator
-                    ),
+                    format!("must be empty for operator {:?}: remove the values", requirement.operator),
                 ),
                 _ => {}
             }
@@ -245,10 +220,8 @@ spec:
     fn bad_ids_named_by_index() {
         let mut invalid = policy(VALID);
         invalid.spec.target.id = "traf-mir-tar-123".into();
-        invalid.spec.selector.vpc_ids = Some(vec![
-            crate::policy::VpcId("vpc-0a1b2c3d".into()),
-            crate::policy::VpcId("vpc-XYZ".into()),
-        ]);
+        invalid.spec.selector.vpc_ids =
+            Some(vec![crate::policy::VpcId("vpc-0a1b2c3d".into()), crate::policy::VpcId("vpc-XYZ".into())]);
         let fields: Vec<String> = validate(&invalid).unwrap_err().into_iter().map(|e| e.field).collect();
         assert_eq!(fields, vec!["spec.target.id", "spec.selector.vpcIds[1]"]);
     }
@@ -256,18 +229,11 @@ spec:
     #[test]
     fn in_operator_needs_values() {
         let mut invalid = policy(VALID);
-        invalid
-            .spec
-            .selector
-            .tags
-            .as_mut()
-            .unwrap()
-            .match_expressions
-            .push(crate::policy::TagRequirement {
-                key: "team".into(),
-                operator: TagOperator::In,
-                values: vec![],
-            });
+        invalid.spec.selector.tags.as_mut().unwrap().match_expressions.push(crate::policy::TagRequirement {
+            key: "team".into(),
+            operator: TagOperator::In,
+            values: vec![],
+        });
         let errors = validate(&invalid).unwrap_err();
         assert_eq!(errors[0].field, "spec.selector.tags.matchExpressions[0].values");
     }

@@ -23,10 +23,7 @@ fn binary() -> Command {
 }
 
 fn text(output: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    (String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
 }
 
 /// Writes policy YAML into a fresh folder of the test's own and returns the folder.
@@ -49,10 +46,7 @@ fn committed_crd_matches_types() {
     let committed =
         std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("crds/mirrorpolicy.yaml")).unwrap();
     let generated = serde_norway::to_string(&MirrorPolicy::crd()).unwrap();
-    assert!(
-        committed == generated,
-        "crds/mirrorpolicy.yaml is out of date: run `make crd` and commit it"
-    );
+    assert!(committed == generated, "crds/mirrorpolicy.yaml is out of date: run `make crd` and commit it");
 
     let output = binary().arg("crd").output().unwrap();
     assert!(output.status.success());
@@ -77,41 +71,23 @@ async fn plan_then_run_once() {
     let filter = fleet.filter().await;
     let (_, enis) = fleet.launch("m5.large", &[("env", "prod")], 2).await;
     fleet.launch("t2.micro", &[("env", "prod")], 1).await;
-    let folder = policy_folder(
-        "plan_then_run_once",
-        &policy_yaml("cli-web", &target, &filter, &fleet.vpc, "{ number: 3 }"),
-    );
-    let common = [
-        "--aws-endpoint-url",
-        &moto.endpoint,
-        "--cluster-name",
-        "cli-plan",
-        "--policies",
-        folder.to_str().unwrap(),
-    ];
+    let folder =
+        policy_folder("plan_then_run_once", &policy_yaml("cli-web", &target, &filter, &fleet.vpc, "{ number: 3 }"));
+    let common =
+        ["--aws-endpoint-url", &moto.endpoint, "--cluster-name", "cli-plan", "--policies", folder.to_str().unwrap()];
 
     let plan = binary().arg("plan").args(common).output().unwrap();
     let (plan_out, plan_err) = text(&plan);
     assert!(plan.status.success(), "{plan_err}");
-    assert!(
-        plan_out.contains("Policy cli-web: 3 selected, 2 eligible, 0 mirrored now"),
-        "{plan_out}"
-    );
+    assert!(plan_out.contains("Policy cli-web: 3 selected, 2 eligible, 0 mirrored now"), "{plan_out}");
     assert!(plan_out.contains("session number 3"), "{plan_out}");
     assert!(plan_out.contains("UnsupportedInstanceType"), "{plan_out}");
     assert!(fleet.sessions_on(&enis[0]).await.is_empty());
 
-    let run = binary()
-        .args(["run", "--once", "--metrics-addr", "off"])
-        .args(common)
-        .output()
-        .unwrap();
+    let run = binary().args(["run", "--once", "--metrics-addr", "off"]).args(common).output().unwrap();
     let (run_out, run_err) = text(&run);
     assert!(run.status.success(), "{run_err}");
-    assert!(
-        run_out.contains("cli-web  100.0%    2         2         3         2"),
-        "{run_out}"
-    );
+    assert!(run_out.contains("cli-web  100.0%    2         2         3         2"), "{run_out}");
     for eni in &enis {
         let sessions = fleet.sessions_on(eni).await;
         assert_eq!(sessions.len(), 1, "{eni}");
@@ -132,38 +108,22 @@ async fn invalid_policy_fails_run_once() {
     let folder = policy_folder("invalid_policy_fails_run_once", &yaml);
 
     let run = binary()
-        .args([
-            "run",
-            "--once",
-            "--metrics-addr",
-            "off",
-            "--aws-endpoint-url",
-            &moto.endpoint,
-        ])
+        .args(["run", "--once", "--metrics-addr", "off", "--aws-endpoint-url", &moto.endpoint])
         .args(["--policies", folder.to_str().unwrap()])
         .output()
         .unwrap();
 
     let (out, err) = text(&run);
     assert!(!run.status.success());
-    assert!(
-        out.contains("spec.session.packetLength: 9000 is out of range: use 1 to 8500 bytes"),
-        "{out}"
-    );
+    assert!(out.contains("spec.session.packetLength: 9000 is out of range: use 1 to 8500 bytes"), "{out}");
     assert!(err.contains("1 of 1 policies are invalid"), "{err}");
 }
 
 #[test]
 fn wrong_kind_names_file_and_document() {
-    let folder = policy_folder(
-        "wrong_kind_names_file_and_document",
-        "apiVersion: v1\nkind: ConfigMap\n",
-    );
+    let folder = policy_folder("wrong_kind_names_file_and_document", "apiVersion: v1\nkind: ConfigMap\n");
 
-    let run = binary()
-        .args(["plan", "--policies", folder.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let run = binary().args(["plan", "--policies", folder.to_str().unwrap()]).output().unwrap();
 
     let (_, err) = text(&run);
     assert!(!run.status.success());
@@ -178,13 +138,7 @@ fn bad_override_is_rejected() {
     let folder = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/policies");
 
     let run = binary()
-        .args([
-            "plan",
-            "--instance-type-overrides",
-            "m6i=yes",
-            "--policies",
-            folder.to_str().unwrap(),
-        ])
+        .args(["plan", "--instance-type-overrides", "m6i=yes", "--policies", folder.to_str().unwrap()])
         .output()
         .unwrap();
 

@@ -31,11 +31,7 @@ impl World {
         let ec2 = FakeEc2::new();
         let target = ec2.add_target(None);
         let filter = ec2.add_filter();
-        World {
-            engine: Engine::new(ec2, CLUSTER, InstanceTypeSupport::default(), Metrics::new()),
-            target,
-            filter,
-        }
+        World { engine: Engine::new(ec2, CLUSTER, InstanceTypeSupport::default(), Metrics::new()), target, filter }
     }
 
     fn ec2(&self) -> &FakeEc2 {
@@ -47,10 +43,7 @@ impl World {
     }
 
     async fn reconcile(&self, policies: &[MirrorPolicy]) -> Vec<PolicyReport> {
-        self.engine
-            .reconcile(policies, Mode::Apply)
-            .await
-            .expect("the pass succeeds")
+        self.engine.reconcile(policies, Mode::Apply).await.expect("the pass succeeds")
     }
 
     fn foreign_session(&self, eni: &str, target: &str, number: i32) -> Session {
@@ -65,17 +58,11 @@ impl World {
             tags: Default::default(),
             client_token: String::new(),
         };
-        self.ec2()
-            .add_session_directly(&request)
-            .expect("the foreign session is valid")
+        self.ec2().add_session_directly(&request).expect("the foreign session is valid")
     }
 
     fn sessions_on(&self, eni: &str) -> Vec<Session> {
-        self.ec2()
-            .sessions()
-            .into_iter()
-            .filter(|s| s.network_interface_id == eni)
-            .collect()
+        self.ec2().sessions().into_iter().filter(|s| s.network_interface_id == eni).collect()
     }
 }
 
@@ -130,11 +117,7 @@ async fn automatic_number_takes_lowest_free() {
 
     world.reconcile(&[world.policy("")]).await;
 
-    let ours: Vec<Session> = world
-        .sessions_on(&enis[0])
-        .into_iter()
-        .filter(|s| s.target_id == world.target)
-        .collect();
+    let ours: Vec<Session> = world.sessions_on(&enis[0]).into_iter().filter(|s| s.target_id == world.target).collect();
     assert_eq!(ours.len(), 1);
     assert_eq!(ours[0].number, 2);
 }
@@ -163,9 +146,7 @@ async fn small_pages_are_all_read() {
     let world = World::new();
     world.ec2().set_page_size(2);
     for _ in 0..5 {
-        world
-            .ec2()
-            .add_instance("m5.large", &[("env", "prod")], &["interface", "interface"]);
+        world.ec2().add_instance("m5.large", &[("env", "prod")], &["interface", "interface"]);
     }
 
     let reports = world.reconcile(&[world.policy("")]).await;
@@ -201,24 +182,13 @@ async fn restart_heals_within_two_passes() {
     let first = world.sessions_on(&enis[0]).remove(0);
     world.ec2().delete_session_directly(&first.id);
     // A new engine on the same account: the session index starts empty.
-    let engine = Engine::new(
-        take_fake(world),
-        CLUSTER,
-        InstanceTypeSupport::default(),
-        Metrics::new(),
-    );
+    let engine = Engine::new(take_fake(world), CLUSTER, InstanceTypeSupport::default(), Metrics::new());
 
-    engine
-        .reconcile(std::slice::from_ref(&policy), Mode::Apply)
-        .await
-        .unwrap();
+    engine.reconcile(std::slice::from_ref(&policy), Mode::Apply).await.unwrap();
     let after_first_pass = sessions_on(&engine.ec2, &enis[0]);
     engine.reconcile(&[policy], Mode::Apply).await.unwrap();
 
-    assert!(
-        after_first_pass.is_empty(),
-        "AWS returns the deleted session for the original token"
-    );
+    assert!(after_first_pass.is_empty(), "AWS returns the deleted session for the original token");
     let sessions = sessions_on(&engine.ec2, &enis[0]);
     assert_eq!(sessions.len(), 1);
     assert_ne!(sessions[0].id, first.id);
@@ -229,33 +199,22 @@ fn take_fake(world: World) -> FakeEc2 {
 }
 
 fn sessions_on(ec2: &FakeEc2, eni: &str) -> Vec<Session> {
-    ec2.sessions()
-        .into_iter()
-        .filter(|s| s.network_interface_id == eni)
-        .collect()
+    ec2.sessions().into_iter().filter(|s| s.network_interface_id == eni).collect()
 }
 
 #[tokio::test]
 async fn rejected_type_is_learned() {
     let world = World::new();
     world.ec2().set_unsupported_types(&["m5.large"]);
-    let (_, enis) = world
-        .ec2()
-        .add_instance("m5.large", &[("env", "prod")], &["interface", "interface"]);
+    let (_, enis) = world.ec2().add_instance("m5.large", &[("env", "prod")], &["interface", "interface"]);
     let policy = world.policy("");
 
     let first = world.reconcile(std::slice::from_ref(&policy)).await;
     let creates_after_first = world.ec2().calls("CreateTrafficMirrorSession");
     let second = world.reconcile(&[policy]).await;
 
-    assert_eq!(
-        unmirrored_reasons(&first[0]),
-        [UnmirroredReason::UnsupportedInstanceType; 2]
-    );
-    assert_eq!(
-        unmirrored_reasons(&second[0]),
-        [UnmirroredReason::UnsupportedInstanceType; 2]
-    );
+    assert_eq!(unmirrored_reasons(&first[0]), [UnmirroredReason::UnsupportedInstanceType; 2]);
+    assert_eq!(unmirrored_reasons(&second[0]), [UnmirroredReason::UnsupportedInstanceType; 2]);
     // Both interfaces are tried in the first pass, whose plan predates the rejection; the
     // second pass tries none.
     assert_eq!(creates_after_first, 2);
@@ -267,22 +226,13 @@ async fn rejected_type_is_learned() {
 async fn many_policies_share_one_sweep() {
     let world = World::new();
     for team in ["a", "b", "c", "d", "e"] {
-        world
-            .ec2()
-            .add_instance("m5.large", &[("env", "prod"), ("team", team)], &["interface"]);
+        world.ec2().add_instance("m5.large", &[("env", "prod"), ("team", team)], &["interface"]);
     }
     let policies: Vec<MirrorPolicy> = ["a", "b", "c", "d", "e"]
         .iter()
         .map(|team| {
             let mut policy = prod_policy(&format!("team-{team}"), &world.target, &world.filter, "");
-            policy
-                .spec
-                .selector
-                .tags
-                .as_mut()
-                .unwrap()
-                .match_labels
-                .insert("team".into(), team.to_string());
+            policy.spec.selector.tags.as_mut().unwrap().match_labels.insert("team".into(), team.to_string());
             policy
         })
         .collect();
@@ -299,19 +249,10 @@ async fn many_policies_share_one_sweep() {
 #[tokio::test]
 async fn overlapping_policies_share_a_session() {
     let world = World::new();
-    let (_, enis) = world
-        .ec2()
-        .add_instance("m5.large", &[("env", "prod"), ("team", "web")], &["interface"]);
+    let (_, enis) = world.ec2().add_instance("m5.large", &[("env", "prod"), ("team", "web")], &["interface"]);
     let broad = world.policy("");
     let mut narrow = prod_policy("web-only", &world.target, &world.filter, "");
-    narrow
-        .spec
-        .selector
-        .tags
-        .as_mut()
-        .unwrap()
-        .match_labels
-        .insert("team".into(), "web".into());
+    narrow.spec.selector.tags.as_mut().unwrap().match_labels.insert("team".into(), "web".into());
 
     let first = world.reconcile(&[broad.clone(), narrow.clone()]).await;
     let writes_after_first = world.ec2().write_calls();
@@ -369,9 +310,7 @@ async fn duplicate_owned_sessions_are_reduced() {
 #[tokio::test]
 async fn primary_selection_skips_secondary_interfaces() {
     let world = World::new();
-    let (_, enis) = world
-        .ec2()
-        .add_instance("m5.large", &[("env", "prod")], &["interface", "interface", "interface"]);
+    let (_, enis) = world.ec2().add_instance("m5.large", &[("env", "prod")], &["interface", "interface", "interface"]);
 
     world.reconcile(&[world.policy("  interfaces: Primary\n")]).await;
 
@@ -383,19 +322,14 @@ async fn primary_selection_skips_secondary_interfaces() {
 #[tokio::test]
 async fn trunk_and_target_interfaces_are_ineligible() {
     let world = World::new();
-    let (_, enis) = world
-        .ec2()
-        .add_instance("m5.large", &[("env", "prod")], &["interface", "trunk", "interface"]);
+    let (_, enis) = world.ec2().add_instance("m5.large", &[("env", "prod")], &["interface", "trunk", "interface"]);
     world.ec2().add_target(Some(&enis[2]));
 
     let reports = world.reconcile(&[world.policy("")]).await;
 
     assert_eq!(
         unmirrored_reasons(&reports[0]),
-        [
-            UnmirroredReason::UnsupportedInterfaceType,
-            UnmirroredReason::SourceIsTarget
-        ]
+        [UnmirroredReason::UnsupportedInterfaceType, UnmirroredReason::SourceIsTarget]
     );
     match &reports[0].outcome {
         PolicyOutcome::Reconciled { coverage, .. } => {
@@ -413,11 +347,7 @@ async fn throttled_create_heals_next_pass() {
     let (_, enis) = world.ec2().add_instance("m5.large", &[("env", "prod")], &["interface"]);
     world.ec2().fail_next(
         "CreateTrafficMirrorSession",
-        Ec2Error::rejected(
-            "CreateTrafficMirrorSession",
-            code::REQUEST_LIMIT_EXCEEDED,
-            "Request limit exceeded.",
-        ),
+        Ec2Error::rejected("CreateTrafficMirrorSession", code::REQUEST_LIMIT_EXCEEDED, "Request limit exceeded."),
     );
     let policy = world.policy("");
 
@@ -469,37 +399,24 @@ async fn missing_filter_blocks_creates() {
 async fn metrics_count_by_policy_and_reason() {
     let world = World::new();
     let metrics = Arc::clone(&world.engine.metrics);
-    let (_, enis) = world
-        .ec2()
-        .add_instance("m5.large", &[("env", "prod")], &["interface", "interface"]);
+    let (_, enis) = world.ec2().add_instance("m5.large", &[("env", "prod")], &["interface", "interface"]);
     world.ec2().add_instance("t2.micro", &[("env", "prod")], &["interface"]);
     let policy = world.policy("");
     world.reconcile(std::slice::from_ref(&policy)).await;
     let session = world.sessions_on(&enis[0]).remove(0);
-    world
-        .ec2()
-        .modify_session_directly(&session.id, |s| s.filter_id = "tmf-0000000000000ffff".into());
+    world.ec2().modify_session_directly(&session.id, |s| s.filter_id = "tmf-0000000000000ffff".into());
 
     world.reconcile(&[policy]).await;
 
     let text = metrics.render();
-    assert!(
-        text.contains(r#"vpcmirror_sessions_created_total{policy="web",reason="NewSource"} 2"#),
-        "{text}"
-    );
-    assert!(
-        text.contains(r#"vpcmirror_sessions_repaired_total{policy="web",reason="FilterChanged"} 1"#),
-        "{text}"
-    );
+    assert!(text.contains(r#"vpcmirror_sessions_created_total{policy="web",reason="NewSource"} 2"#), "{text}");
+    assert!(text.contains(r#"vpcmirror_sessions_repaired_total{policy="web",reason="FilterChanged"} 1"#), "{text}");
     assert!(
         text.contains(
             r#"vpcmirror_policy_unmirrored_network_interfaces{policy="web",reason="UnsupportedInstanceType"} 1"#
         ),
         "{text}"
     );
-    assert!(
-        text.contains(r#"vpcmirror_policy_network_interfaces{policy="web",state="eligible"} 2"#),
-        "{text}"
-    );
+    assert!(text.contains(r#"vpcmirror_policy_network_interfaces{policy="web",state="eligible"} 2"#), "{text}");
     assert!(!text.contains("eni-"), "no interface id may become a label");
 }

@@ -26,13 +26,7 @@ impl Fixture {
         let (instance, interfaces) = ec2.add_instance("m5.large", &[], &["interface"]);
         let target = ec2.add_target(None);
         let filter = ec2.add_filter();
-        Fixture {
-            ec2,
-            instance,
-            interface: interfaces[0].clone(),
-            target,
-            filter,
-        }
+        Fixture { ec2, instance, interface: interfaces[0].clone(), target, filter }
     }
 
     /// Adds a supported instance with one ordinary interface and returns the interface id.
@@ -57,10 +51,7 @@ impl Fixture {
     }
 
     fn request_on(&self, interface: &str, number: i32) -> CreateSession {
-        CreateSession {
-            network_interface_id: interface.to_string(),
-            ..self.request(number)
-        }
+        CreateSession { network_interface_id: interface.to_string(), ..self.request(number) }
     }
 
     async fn create(&self, request: &CreateSession) -> Session {
@@ -83,11 +74,7 @@ fn error_code(error: &Ec2Error) -> &str {
 }
 
 fn modify_number(session_id: &str, number: i32) -> ModifySession {
-    ModifySession {
-        session_id: session_id.to_string(),
-        number: Some(number),
-        ..ModifySession::default()
-    }
+    ModifySession { session_id: session_id.to_string(), number: Some(number), ..ModifySession::default() }
 }
 
 /// Follows `next_token` from the first page to the last and returns every item in order.
@@ -129,11 +116,7 @@ async fn session_number_outside_range_rejected() {
 
     for number in [0, -1, 32767] {
         let error = fixture.create_error(&fixture.request(number)).await;
-        assert_eq!(
-            error_code(&error),
-            code::INVALID_PARAMETER_VALUE,
-            "session number {number}"
-        );
+        assert_eq!(error_code(&error), code::INVALID_PARAMETER_VALUE, "session number {number}");
     }
 
     assert!(fixture.ec2.sessions().is_empty());
@@ -170,11 +153,7 @@ async fn modify_to_taken_number_rejected() {
     let first = fixture.create(&fixture.request(1)).await;
     let second = fixture.create(&fixture.request(2)).await;
 
-    let error = fixture
-        .ec2
-        .modify_session(&modify_number(&second.id, 1))
-        .await
-        .unwrap_err();
+    let error = fixture.ec2.modify_session(&modify_number(&second.id, 1)).await.unwrap_err();
     let same_number = fixture.ec2.modify_session(&modify_number(&first.id, 1)).await;
     let free_number = fixture.ec2.modify_session(&modify_number(&second.id, 3)).await;
 
@@ -189,16 +168,9 @@ async fn packet_length_outside_range_rejected() {
     let fixture = Fixture::new();
 
     for length in [0, -1, 8501] {
-        let request = CreateSession {
-            packet_length: Some(length),
-            ..fixture.request(1)
-        };
+        let request = CreateSession { packet_length: Some(length), ..fixture.request(1) };
         let error = fixture.create_error(&request).await;
-        assert_eq!(
-            error_code(&error),
-            code::INVALID_PARAMETER_VALUE,
-            "packet length {length}"
-        );
+        assert_eq!(error_code(&error), code::INVALID_PARAMETER_VALUE, "packet length {length}");
     }
 
     assert!(fixture.ec2.sessions().is_empty());
@@ -208,24 +180,9 @@ async fn packet_length_outside_range_rejected() {
 async fn packet_length_range_bounds_accepted() {
     let fixture = Fixture::new();
 
-    let shortest = fixture
-        .create(&CreateSession {
-            packet_length: Some(1),
-            ..fixture.request(1)
-        })
-        .await;
-    let longest = fixture
-        .create(&CreateSession {
-            packet_length: Some(8500),
-            ..fixture.request(2)
-        })
-        .await;
-    let whole_packet = fixture
-        .create(&CreateSession {
-            packet_length: None,
-            ..fixture.request(3)
-        })
-        .await;
+    let shortest = fixture.create(&CreateSession { packet_length: Some(1), ..fixture.request(1) }).await;
+    let longest = fixture.create(&CreateSession { packet_length: Some(8500), ..fixture.request(2) }).await;
+    let whole_packet = fixture.create(&CreateSession { packet_length: None, ..fixture.request(3) }).await;
 
     assert_eq!(shortest.packet_length, Some(1));
     assert_eq!(longest.packet_length, Some(8500));
@@ -238,17 +195,10 @@ async fn modify_packet_length_outside_range_rejected() {
     let session = fixture.create(&fixture.request(1)).await;
 
     for length in [0, 8501] {
-        let change = ModifySession {
-            session_id: session.id.clone(),
-            packet_length: Some(length),
-            ..ModifySession::default()
-        };
+        let change =
+            ModifySession { session_id: session.id.clone(), packet_length: Some(length), ..ModifySession::default() };
         let error = fixture.ec2.modify_session(&change).await.unwrap_err();
-        assert_eq!(
-            error_code(&error),
-            code::INVALID_PARAMETER_VALUE,
-            "packet length {length}"
-        );
+        assert_eq!(error_code(&error), code::INVALID_PARAMETER_VALUE, "packet length {length}");
     }
 
     assert_eq!(fixture.ec2.sessions()[0].packet_length, None);
@@ -257,14 +207,8 @@ async fn modify_packet_length_outside_range_rejected() {
 #[tokio::test]
 async fn client_token_longer_than_64_rejected() {
     let fixture = Fixture::new();
-    let too_long = CreateSession {
-        client_token: "a".repeat(65),
-        ..fixture.request(1)
-    };
-    let longest = CreateSession {
-        client_token: "a".repeat(64),
-        ..fixture.request(1)
-    };
+    let too_long = CreateSession { client_token: "a".repeat(65), ..fixture.request(1) };
+    let longest = CreateSession { client_token: "a".repeat(64), ..fixture.request(1) };
 
     let error = fixture.create_error(&too_long).await;
     let session = fixture.create(&longest).await;
@@ -277,10 +221,7 @@ async fn client_token_longer_than_64_rejected() {
 #[tokio::test]
 async fn client_token_non_ascii_rejected() {
     let fixture = Fixture::new();
-    let request = CreateSession {
-        client_token: "token-é".to_string(),
-        ..fixture.request(1)
-    };
+    let request = CreateSession { client_token: "token-é".to_string(), ..fixture.request(1) };
 
     let error = fixture.create_error(&request).await;
 
@@ -291,10 +232,7 @@ async fn client_token_non_ascii_rejected() {
 #[tokio::test]
 async fn client_token_repeat_returns_first_session() {
     let fixture = Fixture::new();
-    let request = CreateSession {
-        client_token: "retry-after-timeout".to_string(),
-        ..fixture.request(1)
-    };
+    let request = CreateSession { client_token: "retry-after-timeout".to_string(), ..fixture.request(1) };
 
     let first = fixture.create(&request).await;
     let repeat = fixture.create(&request).await;
@@ -307,10 +245,7 @@ async fn client_token_repeat_returns_first_session() {
 #[tokio::test]
 async fn client_token_after_delete_returns_deleted() {
     let fixture = Fixture::new();
-    let request = CreateSession {
-        client_token: "heal-after-delete".to_string(),
-        ..fixture.request(1)
-    };
+    let request = CreateSession { client_token: "heal-after-delete".to_string(), ..fixture.request(1) };
     let first = fixture.create(&request).await;
     fixture.ec2.delete_session(&first.id).await.expect("delete succeeds");
 
@@ -323,20 +258,11 @@ async fn client_token_after_delete_returns_deleted() {
 #[tokio::test]
 async fn client_token_other_parameters_mismatch() {
     let fixture = Fixture::new();
-    let request = CreateSession {
-        client_token: "one-attempt".to_string(),
-        ..fixture.request(1)
-    };
+    let request = CreateSession { client_token: "one-attempt".to_string(), ..fixture.request(1) };
     fixture.create(&request).await;
 
-    let other_number = CreateSession {
-        number: 2,
-        ..request.clone()
-    };
-    let other_length = CreateSession {
-        packet_length: Some(128),
-        ..request.clone()
-    };
+    let other_number = CreateSession { number: 2, ..request.clone() };
+    let other_length = CreateSession { packet_length: Some(128), ..request.clone() };
     let number_error = fixture.create_error(&other_number).await;
     let length_error = fixture.create_error(&other_length).await;
 
@@ -372,22 +298,12 @@ async fn unsupported_types_override_table() {
 #[tokio::test]
 async fn non_interface_type_rejected() {
     let fixture = Fixture::new();
-    let types = [
-        "trunk",
-        "branch",
-        "efa",
-        "gateway_load_balancer_endpoint",
-        "nat_gateway",
-    ];
+    let types = ["trunk", "branch", "efa", "gateway_load_balancer_endpoint", "nat_gateway"];
     let (_, interfaces) = fixture.ec2.add_instance("m5.large", &[], &types);
 
     for (interface, interface_type) in interfaces.iter().zip(types) {
         let error = fixture.create_error(&fixture.request_on(interface, 1)).await;
-        assert_eq!(
-            error_code(&error),
-            code::NETWORK_INTERFACE_NOT_SUPPORTED,
-            "interface type {interface_type}"
-        );
+        assert_eq!(error_code(&error), code::NETWORK_INTERFACE_NOT_SUPPORTED, "interface type {interface_type}");
     }
 
     assert!(fixture.ec2.sessions().is_empty());
@@ -400,13 +316,10 @@ async fn target_interface_cannot_be_source() {
     let other_interface = fixture.add_interface();
 
     let error = fixture.create_error(&fixture.request(1)).await;
-    let to_interface_target = CreateSession {
-        target_id: interface_target,
-        ..fixture.request_on(&other_interface, 1)
-    };
+    let to_interface_target = CreateSession { target_id: interface_target, ..fixture.request_on(&other_interface, 1) };
     let session = fixture.create(&to_interface_target).await;
 
-    // AWS documents the rule but not the error code; the fake uses the generic code.
+    // AWS documents the rule but not its error code, so the fake uses the generic one.
     assert_eq!(error_code(&error), code::INVALID_PARAMETER_VALUE);
     assert_eq!(session.network_interface_id, other_interface);
     assert_eq!(fixture.ec2.sessions().len(), 1);
@@ -416,9 +329,7 @@ async fn target_interface_cannot_be_source() {
 async fn unknown_interface_not_found() {
     let fixture = Fixture::new();
 
-    let error = fixture
-        .create_error(&fixture.request_on("eni-0ffffffffffffffff", 1))
-        .await;
+    let error = fixture.create_error(&fixture.request_on("eni-0ffffffffffffffff", 1)).await;
 
     assert_eq!(error_code(&error), code::NETWORK_INTERFACE_NOT_FOUND);
 }
@@ -426,10 +337,7 @@ async fn unknown_interface_not_found() {
 #[tokio::test]
 async fn unknown_target_not_found() {
     let fixture = Fixture::new();
-    let request = CreateSession {
-        target_id: "tmt-0ffffffffffffffff".to_string(),
-        ..fixture.request(1)
-    };
+    let request = CreateSession { target_id: "tmt-0ffffffffffffffff".to_string(), ..fixture.request(1) };
 
     let error = fixture.create_error(&request).await;
 
@@ -439,10 +347,7 @@ async fn unknown_target_not_found() {
 #[tokio::test]
 async fn unknown_filter_not_found() {
     let fixture = Fixture::new();
-    let request = CreateSession {
-        filter_id: "tmf-0ffffffffffffffff".to_string(),
-        ..fixture.request(1)
-    };
+    let request = CreateSession { filter_id: "tmf-0ffffffffffffffff".to_string(), ..fixture.request(1) };
 
     let error = fixture.create_error(&request).await;
 
@@ -490,23 +395,12 @@ async fn interface_target_accepts_ten_sources() {
     let sources: Vec<String> = (0..11).map(|_| fixture.add_interface()).collect();
 
     for source in &sources[..10] {
-        fixture
-            .create(&CreateSession {
-                target_id: target.clone(),
-                ..fixture.request_on(source, 1)
-            })
-            .await;
+        fixture.create(&CreateSession { target_id: target.clone(), ..fixture.request_on(source, 1) }).await;
     }
-    let eleventh = CreateSession {
-        target_id: target.clone(),
-        ..fixture.request_on(&sources[10], 1)
-    };
+    let eleventh = CreateSession { target_id: target.clone(), ..fixture.request_on(&sources[10], 1) };
     let error = fixture.create_error(&eleventh).await;
-    // The limit counts sources, not sessions: a known source may add a second session.
-    let second_from_known = CreateSession {
-        target_id: target.clone(),
-        ..fixture.request_on(&sources[0], 2)
-    };
+    // The limit counts sources, not sessions, so a known source may add a second session.
+    let second_from_known = CreateSession { target_id: target.clone(), ..fixture.request_on(&sources[0], 2) };
     let second_session = fixture.create(&second_from_known).await;
 
     assert_eq!(error_code(&error), code::SOURCES_PER_TARGET_LIMIT);
@@ -530,11 +424,7 @@ async fn load_balancer_target_has_no_source_limit() {
 async fn delete_unknown_session_not_found() {
     let fixture = Fixture::new();
     let session = fixture.create(&fixture.request(1)).await;
-    fixture
-        .ec2
-        .delete_session(&session.id)
-        .await
-        .expect("first delete succeeds");
+    fixture.ec2.delete_session(&session.id).await.expect("first delete succeeds");
 
     let again = fixture.ec2.delete_session(&session.id).await.unwrap_err();
     let never_existed = fixture.ec2.delete_session("tms-0ffffffffffffffff").await.unwrap_err();
@@ -549,16 +439,8 @@ async fn modify_unknown_session_not_found() {
     let session = fixture.create(&fixture.request(1)).await;
     fixture.ec2.delete_session(&session.id).await.expect("delete succeeds");
 
-    let deleted = fixture
-        .ec2
-        .modify_session(&modify_number(&session.id, 2))
-        .await
-        .unwrap_err();
-    let never_existed = fixture
-        .ec2
-        .modify_session(&modify_number("tms-0ffffffffffffffff", 2))
-        .await
-        .unwrap_err();
+    let deleted = fixture.ec2.modify_session(&modify_number(&session.id, 2)).await.unwrap_err();
+    let never_existed = fixture.ec2.modify_session(&modify_number("tms-0ffffffffffffffff", 2)).await.unwrap_err();
 
     assert_eq!(error_code(&deleted), code::SESSION_NOT_FOUND);
     assert_eq!(error_code(&never_existed), code::SESSION_NOT_FOUND);
@@ -634,11 +516,7 @@ async fn default_page_size_is_1000() {
         fixture.add_interface();
     }
 
-    let first_page = fixture
-        .ec2
-        .describe_instances(&InstanceQuery::default(), None)
-        .await
-        .expect("describe succeeds");
+    let first_page = fixture.ec2.describe_instances(&InstanceQuery::default(), None).await.expect("describe succeeds");
     let every_instance = InstanceQuery::default();
     let (instances, pages) = read_all(|token| fixture.ec2.describe_instances(&every_instance, token)).await;
 
@@ -704,16 +582,9 @@ async fn describe_instances_by_ids_unpaged() {
         ids.push(id);
     }
     fixture.ec2.set_page_size(5);
-    let query = InstanceQuery {
-        instance_ids: ids.clone(),
-        filters: vec![],
-    };
+    let query = InstanceQuery { instance_ids: ids.clone(), filters: vec![] };
 
-    let page = fixture
-        .ec2
-        .describe_instances(&query, None)
-        .await
-        .expect("describe succeeds");
+    let page = fixture.ec2.describe_instances(&query, None).await.expect("describe succeeds");
 
     let described: Vec<String> = page.items.iter().map(|i| i.id.clone()).collect();
     assert_eq!(described, ids);
@@ -723,37 +594,20 @@ async fn describe_instances_by_ids_unpaged() {
 #[tokio::test]
 async fn virtual_network_id_assigned_and_unique() {
     let fixture = Fixture::new();
-    let explicit = fixture
-        .create(&CreateSession {
-            virtual_network_id: Some(1),
-            ..fixture.request(1)
-        })
-        .await;
+    let explicit = fixture.create(&CreateSession { virtual_network_id: Some(1), ..fixture.request(1) }).await;
     let mut assigned = BTreeSet::new();
     for number in 2..=3 {
         assigned.insert(fixture.create(&fixture.request(number)).await.virtual_network_id);
     }
     for _ in 0..5 {
         let interface = fixture.add_interface();
-        assigned.insert(
-            fixture
-                .create(&fixture.request_on(&interface, 1))
-                .await
-                .virtual_network_id,
-        );
+        assigned.insert(fixture.create(&fixture.request_on(&interface, 1)).await.virtual_network_id);
     }
 
     assert_eq!(explicit.virtual_network_id, Some(1));
-    assert_eq!(
-        assigned.len(),
-        7,
-        "every omitted virtual network id gets its own value: {assigned:?}"
-    );
+    assert_eq!(assigned.len(), 7, "every omitted virtual network id gets its own value: {assigned:?}");
     assert!(!assigned.contains(&None));
-    assert!(
-        !assigned.contains(&Some(1)),
-        "an assigned id must differ from one already in use"
-    );
+    assert!(!assigned.contains(&Some(1)), "an assigned id must differ from one already in use");
 }
 
 #[tokio::test]
@@ -799,7 +653,7 @@ async fn fail_next_queues_per_operation() {
 }
 
 #[tokio::test]
-#[ignore = "slow: about 15 s in a debug build, because the fake scans every session on each create"]
+#[ignore = "slow: 10 to 15 s in a debug build, because the fake scans every session on each create"]
 async fn account_session_limit_is_10000() {
     let fixture = Fixture::new();
     let mut interfaces = Vec::new();
@@ -814,10 +668,7 @@ async fn account_session_limit_is_10000() {
                 break 'fill;
             }
             // An explicit virtual network id skips the fake's search for a free one.
-            let request = CreateSession {
-                virtual_network_id: Some(1),
-                ..fixture.request_on(interface, number)
-            };
+            let request = CreateSession { virtual_network_id: Some(1), ..fixture.request_on(interface, number) };
             fixture.create(&request).await;
             created += 1;
         }

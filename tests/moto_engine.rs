@@ -12,17 +12,14 @@ use vpc_mirror_controller::aws::ec2::SdkEc2;
 use vpc_mirror_controller::aws::instrumented::Instrumented;
 use vpc_mirror_controller::engine::{Engine, Mode};
 use vpc_mirror_controller::instance_types::InstanceTypeSupport;
+use vpc_mirror_controller::inventory::SourceScope;
 use vpc_mirror_controller::metrics::Metrics;
 use vpc_mirror_controller::ownership::{CLUSTER_KEY, MANAGED_BY_KEY, MANAGED_BY_VALUE, POLICY_KEY};
 use vpc_mirror_controller::plan::UnmirroredReason;
 use vpc_mirror_controller::policy::{MirrorPolicy, VpcId};
 use vpc_mirror_controller::report::{PolicyOutcome, PolicyReport};
 
-const WRITES: [&str; 3] = [
-    "CreateTrafficMirrorSession",
-    "ModifyTrafficMirrorSession",
-    "DeleteTrafficMirrorSession",
-];
+const WRITES: [&str; 3] = ["CreateTrafficMirrorSession", "ModifyTrafficMirrorSession", "DeleteTrafficMirrorSession"];
 
 /// One test's view of the shared moto server: its own VPC, and an engine with its own
 /// cluster name, so that concurrent tests never see each other's instances or sessions.
@@ -52,10 +49,7 @@ impl Setup {
 
 /// Sums the calls of one operation over all outcomes.
 fn calls(metrics: &Metrics, operation: &str) -> u64 {
-    ["success", "throttled", "error"]
-        .iter()
-        .map(|o| metrics.aws_calls.with_label_values(&[operation, o]).get())
-        .sum()
+    ["success", "throttled", "error"].iter().map(|o| metrics.aws_calls.with_label_values(&[operation, o]).get()).sum()
 }
 
 fn writes(metrics: &Metrics) -> u64 {
@@ -70,11 +64,7 @@ fn coverage(report: &PolicyReport) -> (usize, usize, usize) {
 }
 
 fn tag<'a>(session: &'a aws_sdk_ec2::types::TrafficMirrorSession, key: &str) -> Option<&'a str> {
-    session
-        .tags()
-        .iter()
-        .find(|t| t.key() == Some(key))
-        .and_then(|t| t.value())
+    session.tags().iter().find(|t| t.key() == Some(key)).and_then(|t| t.value())
 }
 
 #[tokio::test]
@@ -98,10 +88,7 @@ async fn first_pass_mirrors_every_eligible_interface() {
         assert_eq!(session.traffic_mirror_filter_id(), Some(filter.as_str()));
         assert_eq!(session.session_number(), Some(1));
         assert_eq!(tag(session, MANAGED_BY_KEY), Some(MANAGED_BY_VALUE));
-        assert_eq!(
-            tag(session, CLUSTER_KEY),
-            Some("first_pass_mirrors_every_eligible_interface")
-        );
+        assert_eq!(tag(session, CLUSTER_KEY), Some("first_pass_mirrors_every_eligible_interface"));
         assert_eq!(tag(session, POLICY_KEY), Some("web"));
     }
     assert!(s.fleet.sessions_on(&old[0]).await.is_empty());
@@ -116,16 +103,9 @@ async fn converged_pass_makes_no_writes() {
     let target = s.fleet.target(None).await;
     let filter = s.fleet.filter().await;
     s.fleet.launch("m5.large", &[("env", "prod")], 3).await;
-    let policy = s.policy(
-        "web",
-        &target,
-        &filter,
-        "  session: { number: 7, packetLength: 128, virtualNetworkId: 42 }\n",
-    );
-    s.engine
-        .reconcile(std::slice::from_ref(&policy), Mode::Apply)
-        .await
-        .unwrap();
+    let policy =
+        s.policy("web", &target, &filter, "  session: { number: 7, packetLength: 128, virtualNetworkId: 42 }\n");
+    s.engine.reconcile(std::slice::from_ref(&policy), Mode::Apply).await.unwrap();
     let writes_after_first = writes(&s.metrics);
 
     let reports = s.engine.reconcile(&[policy], Mode::Apply).await.unwrap();
@@ -141,16 +121,9 @@ async fn equivalent_foreign_session_is_adopted() {
     let target = s.fleet.target(None).await;
     let filter = s.fleet.filter().await;
     let (_, enis) = s.fleet.launch("m5.large", &[("env", "prod")], 1).await;
-    let foreign = s
-        .fleet
-        .session(&enis[0], &target, &filter, 4, &[("owner", "netops")])
-        .await;
+    let foreign = s.fleet.session(&enis[0], &target, &filter, 4, &[("owner", "netops")]).await;
 
-    let reports = s
-        .engine
-        .reconcile(&[s.policy("web", &target, &filter, "")], Mode::Apply)
-        .await
-        .unwrap();
+    let reports = s.engine.reconcile(&[s.policy("web", &target, &filter, "")], Mode::Apply).await.unwrap();
 
     assert_eq!(coverage(&reports[0]), (1, 1, 1));
     assert_eq!(writes(&s.metrics), 0);
@@ -169,23 +142,14 @@ async fn foreign_session_keeps_its_number() {
     let (_, enis) = s.fleet.launch("m5.large", &[("env", "prod")], 1).await;
     let foreign = s.fleet.session(&enis[0], &other_target, &filter, 1, &[]).await;
 
-    s.engine
-        .reconcile(&[s.policy("web", &target, &filter, "  prune: true\n")], Mode::Apply)
-        .await
-        .unwrap();
+    s.engine.reconcile(&[s.policy("web", &target, &filter, "  prune: true\n")], Mode::Apply).await.unwrap();
 
     let sessions = s.fleet.sessions_on(&enis[0]).await;
     assert_eq!(sessions.len(), 2);
-    let theirs = sessions
-        .iter()
-        .find(|x| x.traffic_mirror_session_id() == Some(foreign.as_str()))
-        .unwrap();
+    let theirs = sessions.iter().find(|x| x.traffic_mirror_session_id() == Some(foreign.as_str())).unwrap();
     assert_eq!(theirs.traffic_mirror_target_id(), Some(other_target.as_str()));
     assert_eq!(theirs.session_number(), Some(1));
-    let ours = sessions
-        .iter()
-        .find(|x| x.traffic_mirror_session_id() != Some(foreign.as_str()))
-        .unwrap();
+    let ours = sessions.iter().find(|x| x.traffic_mirror_session_id() != Some(foreign.as_str())).unwrap();
     assert_eq!(ours.session_number(), Some(2));
 }
 
@@ -197,14 +161,8 @@ async fn drifted_owned_session_is_repaired() {
     let filter = s.fleet.filter().await;
     let (_, enis) = s.fleet.launch("m5.large", &[("env", "prod")], 1).await;
     let policy = s.policy("web", &target, &filter, "");
-    s.engine
-        .reconcile(std::slice::from_ref(&policy), Mode::Apply)
-        .await
-        .unwrap();
-    let session = s.fleet.sessions_on(&enis[0]).await[0]
-        .traffic_mirror_session_id()
-        .unwrap()
-        .to_string();
+    s.engine.reconcile(std::slice::from_ref(&policy), Mode::Apply).await.unwrap();
+    let session = s.fleet.sessions_on(&enis[0]).await[0].traffic_mirror_session_id().unwrap().to_string();
     s.fleet
         .ec2
         .modify_traffic_mirror_session()
@@ -221,10 +179,7 @@ async fn drifted_owned_session_is_repaired() {
     assert_eq!(sessions.len(), 1);
     assert_eq!(sessions[0].traffic_mirror_session_id(), Some(session.as_str()));
     assert_eq!(sessions[0].traffic_mirror_target_id(), Some(target.as_str()));
-    assert_eq!(
-        sessions[0].description(),
-        Some("Mirrored by vpc-mirror-controller for policy web")
-    );
+    assert_eq!(sessions[0].description(), Some("Mirrored by vpc-mirror-controller for policy web"));
     assert_eq!(calls(&s.metrics, "ModifyTrafficMirrorSession"), 1);
 }
 
@@ -235,31 +190,16 @@ async fn deleted_owned_session_is_recreated() {
     let filter = s.fleet.filter().await;
     let (_, enis) = s.fleet.launch("m5.large", &[("env", "prod")], 1).await;
     let policy = s.policy("web", &target, &filter, "");
-    s.engine
-        .reconcile(std::slice::from_ref(&policy), Mode::Apply)
-        .await
-        .unwrap();
-    let first = s.fleet.sessions_on(&enis[0]).await[0]
-        .traffic_mirror_session_id()
-        .unwrap()
-        .to_string();
-    s.fleet
-        .ec2
-        .delete_traffic_mirror_session()
-        .traffic_mirror_session_id(&first)
-        .send()
-        .await
-        .unwrap();
+    s.engine.reconcile(std::slice::from_ref(&policy), Mode::Apply).await.unwrap();
+    let first = s.fleet.sessions_on(&enis[0]).await[0].traffic_mirror_session_id().unwrap().to_string();
+    s.fleet.ec2.delete_traffic_mirror_session().traffic_mirror_session_id(&first).send().await.unwrap();
 
     s.engine.reconcile(&[policy], Mode::Apply).await.unwrap();
 
     let sessions = s.fleet.sessions_on(&enis[0]).await;
     assert_eq!(sessions.len(), 1);
     assert_ne!(sessions[0].traffic_mirror_session_id(), Some(first.as_str()));
-    assert_eq!(
-        s.metrics.sessions_created.with_label_values(&["web", "Replaced"]).get(),
-        1
-    );
+    assert_eq!(s.metrics.sessions_created.with_label_values(&["web", "Replaced"]).get(), 1);
 }
 
 #[tokio::test]
@@ -271,10 +211,7 @@ async fn deselected_instance_is_pruned() {
     let (theirs, their_enis) = s.fleet.launch("m5.large", &[("env", "prod")], 1).await;
     let foreign = s.fleet.session(&their_enis[0], &target, &filter, 9, &[]).await;
     let policy = s.policy("web", &target, &filter, "");
-    s.engine
-        .reconcile(std::slice::from_ref(&policy), Mode::Apply)
-        .await
-        .unwrap();
+    s.engine.reconcile(std::slice::from_ref(&policy), Mode::Apply).await.unwrap();
     assert_eq!(s.fleet.sessions_on(&our_enis[0]).await.len(), 1);
     s.fleet
         .ec2
@@ -293,13 +230,7 @@ async fn deselected_instance_is_pruned() {
     assert_eq!(remaining.len(), 1);
     assert_eq!(remaining[0].traffic_mirror_session_id(), Some(foreign.as_str()));
     assert_eq!(coverage(&reports[0]), (0, 0, 0));
-    assert_eq!(
-        s.metrics
-            .sessions_deleted
-            .with_label_values(&["web", "SourceNotSelected"])
-            .get(),
-        1
-    );
+    assert_eq!(s.metrics.sessions_deleted.with_label_values(&["web", "SourceNotSelected"]).get(), 1);
 }
 
 #[tokio::test]
@@ -309,21 +240,9 @@ async fn stopped_instance_sessions_are_pruned() {
     let filter = s.fleet.filter().await;
     let (instance, enis) = s.fleet.launch("m5.large", &[("env", "prod")], 2).await;
     let policy = s.policy("web", &target, &filter, "");
-    s.engine
-        .reconcile(std::slice::from_ref(&policy), Mode::Apply)
-        .await
-        .unwrap();
-    assert_eq!(
-        s.fleet.sessions_on(&enis[0]).await.len() + s.fleet.sessions_on(&enis[1]).await.len(),
-        2
-    );
-    s.fleet
-        .ec2
-        .stop_instances()
-        .instance_ids(&instance)
-        .send()
-        .await
-        .unwrap();
+    s.engine.reconcile(std::slice::from_ref(&policy), Mode::Apply).await.unwrap();
+    assert_eq!(s.fleet.sessions_on(&enis[0]).await.len() + s.fleet.sessions_on(&enis[1]).await.len(), 2);
+    s.fleet.ec2.stop_instances().instance_ids(&instance).send().await.unwrap();
 
     let reports = s.engine.reconcile(&[policy], Mode::Apply).await.unwrap();
 
@@ -346,18 +265,11 @@ async fn other_cluster_sessions_are_untouched() {
             &target,
             &filter,
             1,
-            &[
-                (MANAGED_BY_KEY, MANAGED_BY_VALUE),
-                (CLUSTER_KEY, "other-cluster"),
-                (POLICY_KEY, "web"),
-            ],
+            &[(MANAGED_BY_KEY, MANAGED_BY_VALUE), (CLUSTER_KEY, "other-cluster"), (POLICY_KEY, "web")],
         )
         .await;
 
-    s.engine
-        .reconcile(&[s.policy("web", &target, &filter, "")], Mode::Apply)
-        .await
-        .unwrap();
+    s.engine.reconcile(&[s.policy("web", &target, &filter, "")], Mode::Apply).await.unwrap();
 
     let sessions = s.fleet.sessions_on(&enis[0]).await;
     assert_eq!(sessions.len(), 1);
@@ -372,11 +284,7 @@ async fn dry_run_changes_nothing() {
     let filter = s.fleet.filter().await;
     let (_, enis) = s.fleet.launch("m5.large", &[("env", "prod")], 2).await;
 
-    let reports = s
-        .engine
-        .reconcile(&[s.policy("web", &target, &filter, "")], Mode::DryRun)
-        .await
-        .unwrap();
+    let reports = s.engine.reconcile(&[s.policy("web", &target, &filter, "")], Mode::DryRun).await.unwrap();
 
     assert!(s.fleet.sessions_on(&enis[0]).await.is_empty());
     assert!(s.fleet.sessions_on(&enis[1]).await.is_empty());
@@ -396,11 +304,8 @@ async fn missing_target_is_reported() {
     let filter = s.fleet.filter().await;
     let (_, enis) = s.fleet.launch("m5.large", &[("env", "prod")], 1).await;
 
-    let reports = s
-        .engine
-        .reconcile(&[s.policy("web", "tmt-0123456789abcdef0", &filter, "")], Mode::Apply)
-        .await
-        .unwrap();
+    let reports =
+        s.engine.reconcile(&[s.policy("web", "tmt-0123456789abcdef0", &filter, "")], Mode::Apply).await.unwrap();
 
     let reasons: Vec<UnmirroredReason> = reports[0].unmirrored().iter().map(|u| u.reason).collect();
     assert_eq!(reasons, [UnmirroredReason::TargetNotFound]);
@@ -421,4 +326,30 @@ async fn invalid_policy_makes_no_aws_call() {
         PolicyOutcome::Reconciled { .. } => panic!("an invalid policy was reconciled"),
     }
     assert_eq!(calls(&s.metrics, "DescribeInstances"), 0);
+}
+
+#[tokio::test]
+async fn source_pass_reads_named_interfaces() {
+    let s = setup("source_pass_reads_named_interfaces").await;
+    let target = s.fleet.target(None).await;
+    let filter = s.fleet.filter().await;
+    let (_, enis) = s.fleet.launch("m5.large", &[("env", "prod")], 2).await;
+    let policy = s.policy("web", &target, &filter, "");
+    s.engine.reconcile(std::slice::from_ref(&policy), Mode::Apply).await.unwrap();
+    let deleted = s.fleet.sessions_on(&enis[1]).await[0].traffic_mirror_session_id().unwrap().to_string();
+    s.fleet.ec2.delete_traffic_mirror_session().traffic_mirror_session_id(&deleted).send().await.unwrap();
+    let reads_before = calls(&s.metrics, "DescribeInstances") + calls(&s.metrics, "DescribeNetworkInterfaces");
+    let sources = SourceScope { network_interface_ids: [enis[1].clone()].into(), ..SourceScope::default() };
+
+    let reports = s.engine.reconcile_sources(&[policy], &sources, Mode::Apply).await.unwrap();
+
+    assert!(reports[0].partial);
+    assert_eq!(coverage(&reports[0]), (2, 2, 2));
+    assert_eq!(s.fleet.sessions_on(&enis[1]).await.len(), 1);
+    assert_eq!(calls(&s.metrics, "DescribeNetworkInterfaces"), 1);
+    assert_eq!(
+        calls(&s.metrics, "DescribeInstances") + calls(&s.metrics, "DescribeNetworkInterfaces") - reads_before,
+        2
+    );
+    assert_eq!(calls(&s.metrics, "CreateTrafficMirrorSession"), 3);
 }

@@ -19,9 +19,8 @@ pub struct AwsSettings {
 /// Loads the shared AWS configuration: credentials and region from the standard chain
 /// (environment, profile, web identity for IRSA, container and instance metadata).
 pub async fn load(settings: &AwsSettings) -> aws_config::SdkConfig {
-    let http_client = Builder::new()
-        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
-        .build_https();
+    let http_client =
+        Builder::new().tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring)).build_https();
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .http_client(http_client)
         .retry_config(RetryConfig::standard().with_max_attempts(settings.max_attempts.max(1)));

@@ -7,7 +7,8 @@ use aws_sdk_ec2::types::{Filter as SdkFilter, ResourceType, Tag, TagSpecificatio
 
 use super::error::{Ec2Error, ErrorKind};
 use super::model::{
-    CreateSession, Filter, Instance, InstanceQuery, MAX_RESULTS, ModifySession, NetworkInterface, Page, Session, Target,
+    CreateSession, Filter, Instance, InstanceQuery, InterfaceAttachment, MAX_RESULTS, ModifySession, NetworkInterface,
+    Page, Session, Target,
 };
 
 /// The EC2 calls the controller makes. Describe calls return one page; callers follow
@@ -32,6 +33,14 @@ pub trait Ec2: Send + Sync {
         &self,
         next_token: Option<String>,
     ) -> impl Future<Output = Result<Page<Target>, Ec2Error>> + Send;
+
+    /// Describes the network interfaces with these ids and the instances they are attached to;
+    /// ids that do not exist are left out, not an error.
+    fn describe_network_interfaces(
+        &self,
+        ids: &[String],
+        next_token: Option<String>,
+    ) -> impl Future<Output = Result<Page<InterfaceAttachment>, Ec2Error>> + Send;
 
     /// Describes the filters with these ids; ids that do not exist are left out, not an error.
     fn describe_filters(
@@ -74,9 +83,7 @@ fn sdk_filters(filters: &[(String, Vec<String>)]) -> Option<Vec<SdkFilter>> {
 }
 
 fn tag_map(tags: &[Tag]) -> std::collections::BTreeMap<String, String> {
-    tags.iter()
-        .filter_map(|tag| Some((tag.key()?.to_string(), tag.value().unwrap_or_default().to_string())))
-        .collect()
+    tags.iter().filter_map(|tag| Some((tag.key()?.to_string(), tag.value().unwrap_or_default().to_string()))).collect()
 }
 
 /// Converts an SDK error into an `Ec2Error`, keeping the AWS code and sorting out throttling.
@@ -85,10 +92,7 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     let code = error.code().map(str::to_string);
-    let message = error
-        .message()
-        .map(str::to_string)
-        .unwrap_or_else(|| error_chain(&error));
+    let message = error.message().map(str::to_string).unwrap_or_else(|| error_chain(&error));
     let kind = match &error {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => ErrorKind::Transient,
         SdkError::ResponseError(_) => ErrorKind::Transient,
@@ -102,12 +106,7 @@ where
         }
         _ => ErrorKind::Rejected,
     };
-    Ec2Error {
-        operation,
-        kind,
-        code,
-        message,
-    }
+    Ec2Error { operation, kind, code, message }
 }
 
 /// Joins an error and its sources into one line, because the SDK's top-level messages
@@ -140,21 +139,11 @@ fn convert_instance(instance: &aws_sdk_ec2::types::Instance) -> Option<Instance>
         .collect();
     Some(Instance {
         id: instance.instance_id()?.to_string(),
-        instance_type: instance
-            .instance_type()
-            .map(|t| t.as_str().to_string())
-            .unwrap_or_default(),
-        state: instance
-            .state()
-            .and_then(|s| s.name())
-            .map(|n| n.as_str().to_string())
-            .unwrap_or_default(),
+        instance_type: instance.instance_type().map(|t| t.as_str().to_string()).unwrap_or_default(),
+        state: instance.state().and_then(|s| s.name()).map(|n| n.as_str().to_string()).unwrap_or_default(),
         vpc_id: instance.vpc_id().map(str::to_string),
         subnet_id: instance.subnet_id().map(str::to_string),
-        availability_zone: instance
-            .placement()
-            .and_then(|p| p.availability_zone())
-            .map(str::to_string),
+        availability_zone: instance.placement().and_then(|p| p.availability_zone()).map(str::to_string),
         tags: tag_map(instance.tags()),
         network_interfaces,
     })
@@ -180,11 +169,8 @@ impl Ec2 for SdkEc2 {
         query: &InstanceQuery,
         next_token: Option<String>,
     ) -> Result<Page<Instance>, Ec2Error> {
-        let mut request = self
-            .client
-            .describe_instances()
-            .set_filters(sdk_filters(&query.filters))
-            .set_next_token(next_token);
+        let mut request =
+            self.client.describe_instances().set_filters(sdk_filters(&query.filters)).set_next_token(next_token);
         if query.instance_ids.is_empty() {
             request = request.max_results(MAX_RESULTS);
         } else {
@@ -197,10 +183,7 @@ impl Ec2 for SdkEc2 {
             .flat_map(|reservation| reservation.instances())
             .filter_map(convert_instance)
             .collect();
-        Ok(Page {
-            items,
-            next_token: output.next_token().filter(|t| !t.is_empty()).map(str::to_string),
-        })
+        Ok(Page { items, next_token: output.next_token().filter(|t| !t.is_empty()).map(str::to_string) })
     }
 
     async fn describe_sessions(
@@ -217,15 +200,8 @@ impl Ec2 for SdkEc2 {
             .send()
             .await
             .map_err(|e| classify("DescribeTrafficMirrorSessions", e))?;
-        let items = output
-            .traffic_mirror_sessions()
-            .iter()
-            .filter_map(convert_session)
-            .collect();
-        Ok(Page {
-            items,
-            next_token: output.next_token().filter(|t| !t.is_empty()).map(str::to_string),
-        })
+        let items = output.traffic_mirror_sessions().iter().filter_map(convert_session).collect();
+        Ok(Page { items, next_token: output.next_token().filter(|t| !t.is_empty()).map(str::to_string) })
     }
 
     async fn describe_targets(&self, next_token: Option<String>) -> Result<Page<Target>, Ec2Error> {
@@ -248,10 +224,37 @@ impl Ec2 for SdkEc2 {
                 })
             })
             .collect();
-        Ok(Page {
-            items,
-            next_token: output.next_token().filter(|t| !t.is_empty()).map(str::to_string),
-        })
+        Ok(Page { items, next_token: output.next_token().filter(|t| !t.is_empty()).map(str::to_string) })
+    }
+
+    async fn describe_network_interfaces(
+        &self,
+        ids: &[String],
+        next_token: Option<String>,
+    ) -> Result<Page<InterfaceAttachment>, Ec2Error> {
+        // A filter on the id, so that an interface deleted since the event is left out instead
+        // of failing the call.
+        let filters = [("network-interface-id".to_string(), ids.to_vec())];
+        let output = self
+            .client
+            .describe_network_interfaces()
+            .set_filters(sdk_filters(&filters))
+            .max_results(MAX_RESULTS)
+            .set_next_token(next_token)
+            .send()
+            .await
+            .map_err(|e| classify("DescribeNetworkInterfaces", e))?;
+        let items = output
+            .network_interfaces()
+            .iter()
+            .filter_map(|interface| {
+                Some(InterfaceAttachment {
+                    network_interface_id: interface.network_interface_id()?.to_string(),
+                    instance_id: interface.attachment().and_then(|a| a.instance_id()).map(str::to_string),
+                })
+            })
+            .collect();
+        Ok(Page { items, next_token: output.next_token().filter(|t| !t.is_empty()).map(str::to_string) })
     }
 
     async fn describe_filters(&self, ids: &[String], next_token: Option<String>) -> Result<Page<Filter>, Ec2Error> {
@@ -270,24 +273,13 @@ impl Ec2 for SdkEc2 {
         let items = output
             .traffic_mirror_filters()
             .iter()
-            .filter_map(|filter| {
-                Some(Filter {
-                    id: filter.traffic_mirror_filter_id()?.to_string(),
-                })
-            })
+            .filter_map(|filter| Some(Filter { id: filter.traffic_mirror_filter_id()?.to_string() }))
             .collect();
-        Ok(Page {
-            items,
-            next_token: output.next_token().filter(|t| !t.is_empty()).map(str::to_string),
-        })
+        Ok(Page { items, next_token: output.next_token().filter(|t| !t.is_empty()).map(str::to_string) })
     }
 
     async fn create_session(&self, request: &CreateSession) -> Result<Session, Ec2Error> {
-        let tags = request
-            .tags
-            .iter()
-            .map(|(key, value)| Tag::builder().key(key).value(value).build())
-            .collect();
+        let tags = request.tags.iter().map(|(key, value)| Tag::builder().key(key).value(value).build()).collect();
         let output = self
             .client
             .create_traffic_mirror_session()
@@ -308,15 +300,12 @@ impl Ec2 for SdkEc2 {
             .send()
             .await
             .map_err(|e| classify("CreateTrafficMirrorSession", e))?;
-        output
-            .traffic_mirror_session()
-            .and_then(convert_session)
-            .ok_or_else(|| Ec2Error {
-                operation: "CreateTrafficMirrorSession",
-                kind: ErrorKind::Transient,
-                code: None,
-                message: "the response carries no session".to_string(),
-            })
+        output.traffic_mirror_session().and_then(convert_session).ok_or_else(|| Ec2Error {
+            operation: "CreateTrafficMirrorSession",
+            kind: ErrorKind::Transient,
+            code: None,
+            message: "the response carries no session".to_string(),
+        })
     }
 
     async fn modify_session(&self, request: &ModifySession) -> Result<Session, Ec2Error> {
@@ -341,15 +330,12 @@ impl Ec2 for SdkEc2 {
             .send()
             .await
             .map_err(|e| classify("ModifyTrafficMirrorSession", e))?;
-        output
-            .traffic_mirror_session()
-            .and_then(convert_session)
-            .ok_or_else(|| Ec2Error {
-                operation: "ModifyTrafficMirrorSession",
-                kind: ErrorKind::Transient,
-                code: None,
-                message: "the response carries no session".to_string(),
-            })
+        output.traffic_mirror_session().and_then(convert_session).ok_or_else(|| Ec2Error {
+            operation: "ModifyTrafficMirrorSession",
+            kind: ErrorKind::Transient,
+            code: None,
+            message: "the response carries no session".to_string(),
+        })
     }
 
     async fn delete_session(&self, session_id: &str) -> Result<(), Ec2Error> {

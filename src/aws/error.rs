@@ -16,7 +16,7 @@ pub mod code {
     pub const INVALID_PARAMETER_COMBINATION: &str = "InvalidParameterCombination";
 }
 
-/// How a failed call should be handled.
+/// The handling class of a failed call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorKind {
     /// Over the account's request rate; retry after a pause.
@@ -40,17 +40,8 @@ pub struct Ec2Error {
 impl Ec2Error {
     /// Builds a rejection with an AWS error code, as the EC2 API returns it.
     pub fn rejected(operation: &'static str, code: &str, message: impl Into<String>) -> Self {
-        let kind = if code == code::REQUEST_LIMIT_EXCEEDED {
-            ErrorKind::Throttled
-        } else {
-            ErrorKind::Rejected
-        };
-        Ec2Error {
-            operation,
-            kind,
-            code: Some(code.to_string()),
-            message: message.into(),
-        }
+        let kind = if code == code::REQUEST_LIMIT_EXCEEDED { ErrorKind::Throttled } else { ErrorKind::Rejected };
+        Ec2Error { operation, kind, code: Some(code.to_string()), message: message.into() }
     }
 
     /// Returns whether the error carries this AWS error code.

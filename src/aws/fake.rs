@@ -9,7 +9,8 @@ use std::sync::Mutex;
 use super::ec2::Ec2;
 use super::error::{Ec2Error, code};
 use super::model::{
-    CreateSession, Filter, Instance, InstanceQuery, MAX_RESULTS, ModifySession, NetworkInterface, Page, Session, Target,
+    CreateSession, Filter, Instance, InstanceQuery, InterfaceAttachment, MAX_RESULTS, ModifySession, NetworkInterface,
+    Page, Session, Target,
 };
 use crate::instance_types::{Verdict, table_verdict};
 
@@ -21,16 +22,8 @@ pub const SOURCES_PER_INTERFACE_TARGET: usize = 10;
 pub const SESSIONS_PER_INTERFACE: usize = 3;
 
 /// The parameters a ClientToken is bound to, without the token itself.
-type TokenFingerprint = (
-    String,
-    String,
-    String,
-    i32,
-    Option<i32>,
-    Option<i32>,
-    Option<String>,
-    BTreeMap<String, String>,
-);
+type TokenFingerprint =
+    (String, String, String, i32, Option<i32>, Option<i32>, Option<String>, BTreeMap<String, String>);
 
 #[derive(Default)]
 struct State {
@@ -45,6 +38,8 @@ struct State {
     faults: HashMap<&'static str, VecDeque<Ec2Error>>,
     calls: BTreeMap<&'static str, usize>,
     unsupported_types: Option<HashSet<String>>,
+    /// Interfaces that exist but are attached to no instance.
+    detached_interfaces: BTreeSet<String>,
 }
 
 /// The in-memory EC2. All methods take `&self`; state sits behind a mutex.
@@ -61,19 +56,12 @@ fn page_of<T: Clone>(items: &[T], next_token: Option<String>, page_size: usize) 
     let start: usize = match next_token {
         None => 0,
         Some(token) => token.parse().map_err(|_| {
-            Ec2Error::rejected(
-                "Describe",
-                code::INVALID_PARAMETER_VALUE,
-                format!("invalid NextToken {token:?}"),
-            )
+            Ec2Error::rejected("Describe", code::INVALID_PARAMETER_VALUE, format!("invalid NextToken {token:?}"))
         })?,
     };
     let end = (start + page_size).min(items.len());
     let next_token = (end < items.len()).then(|| end.to_string());
-    Ok(Page {
-        items: items[start.min(end)..end].to_vec(),
-        next_token,
-    })
+    Ok(Page { items: items[start.min(end)..end].to_vec(), next_token })
 }
 
 impl FakeEc2 {
@@ -117,14 +105,10 @@ impl FakeEc2 {
 
     /// Returns the number of write calls (create, modify, delete).
     pub fn write_calls(&self) -> usize {
-        [
-            "CreateTrafficMirrorSession",
-            "ModifyTrafficMirrorSession",
-            "DeleteTrafficMirrorSession",
-        ]
-        .iter()
-        .map(|op| self.calls(op))
-        .sum()
+        ["CreateTrafficMirrorSession", "ModifyTrafficMirrorSession", "DeleteTrafficMirrorSession"]
+            .iter()
+            .map(|op| self.calls(op))
+            .sum()
     }
 
     pub fn reset_calls(&self) {
@@ -182,10 +166,7 @@ impl FakeEc2 {
     /// Changes an instance in place, as another actor would (tags, state, type).
     pub fn update_instance(&self, instance_id: &str, change: impl FnOnce(&mut Instance)) {
         let mut state = self.lock();
-        let instance = state
-            .instances
-            .get_mut(instance_id)
-            .expect("instance exists in the fake");
+        let instance = state.instances.get_mut(instance_id).expect("instance exists in the fake");
         change(instance);
     }
 
@@ -194,10 +175,7 @@ impl FakeEc2 {
         let mut state = self.lock();
         let interface_id = Self::new_id(&mut state, "eni");
         let attachment_id = Self::new_id(&mut state, "eni-attach");
-        let instance = state
-            .instances
-            .get_mut(instance_id)
-            .expect("instance exists in the fake");
+        let instance = state.instances.get_mut(instance_id).expect("instance exists in the fake");
         let device_index = instance.network_interfaces.len() as i32;
         instance.network_interfaces.push(NetworkInterface {
             id: interface_id.clone(),
@@ -218,6 +196,15 @@ impl FakeEc2 {
         state.sessions.retain(|_, s| s.network_interface_id != interface_id);
     }
 
+    /// Detaches an interface from its instance; as in AWS, its sessions stay.
+    pub fn detach_interface(&self, interface_id: &str) {
+        let mut state = self.lock();
+        for instance in state.instances.values_mut() {
+            instance.network_interfaces.retain(|i| i.id != interface_id);
+        }
+        state.detached_interfaces.insert(interface_id.to_string());
+    }
+
     /// Removes an instance; its sessions stay, as they do for a detached or stopped source.
     pub fn remove_instance(&self, instance_id: &str) {
         self.lock().instances.remove(instance_id);
@@ -227,11 +214,7 @@ impl FakeEc2 {
     pub fn add_target(&self, network_interface_id: Option<&str>) -> String {
         let mut state = self.lock();
         let id = Self::new_id(&mut state, "tmt");
-        let target_type = if network_interface_id.is_some() {
-            "network-interface"
-        } else {
-            "network-load-balancer"
-        };
+        let target_type = if network_interface_id.is_some() { "network-interface" } else { "network-load-balancer" };
         let target = Target {
             id: id.clone(),
             network_interface_id: network_interface_id.map(str::to_string),
@@ -284,11 +267,7 @@ impl FakeEc2 {
         interface_id: &str,
     ) -> Option<(&'a Instance, &'a NetworkInterface)> {
         state.instances.values().find_map(|instance| {
-            instance
-                .network_interfaces
-                .iter()
-                .find(|i| i.id == interface_id)
-                .map(|i| (instance, i))
+            instance.network_interfaces.iter().find(|i| i.id == interface_id).map(|i| (instance, i))
         })
     }
 
@@ -399,10 +378,7 @@ impl FakeEc2 {
             return Err(Ec2Error::rejected(
                 OPERATION,
                 code::NETWORK_INTERFACE_NOT_SUPPORTED,
-                format!(
-                    "{} must be attached to a supported instance",
-                    request.network_interface_id
-                ),
+                format!("{} must be attached to a supported instance", request.network_interface_id),
             ));
         }
         if state
@@ -413,35 +389,22 @@ impl FakeEc2 {
             return Err(Ec2Error::rejected(
                 OPERATION,
                 code::INVALID_PARAMETER_VALUE,
-                format!(
-                    "{} is a traffic mirror target and cannot be a source",
-                    request.network_interface_id
-                ),
+                format!("{} is a traffic mirror target and cannot be a source", request.network_interface_id),
             ));
         }
         Self::check_packet_length(OPERATION, request.packet_length)?;
-        let on_interface = state
-            .sessions
-            .values()
-            .filter(|s| s.network_interface_id == request.network_interface_id)
-            .count();
+        let on_interface =
+            state.sessions.values().filter(|s| s.network_interface_id == request.network_interface_id).count();
         if on_interface >= SESSIONS_PER_INTERFACE {
             return Err(Ec2Error::rejected(
                 OPERATION,
                 code::SESSIONS_PER_INTERFACE_LIMIT,
-                format!(
-                    "{} already has {SESSIONS_PER_INTERFACE} sessions",
-                    request.network_interface_id
-                ),
+                format!("{} already has {SESSIONS_PER_INTERFACE} sessions", request.network_interface_id),
             ));
         }
         Self::check_number(OPERATION, state, &request.network_interface_id, request.number, None)?;
         if state.sessions.len() >= ACCOUNT_SESSION_LIMIT {
-            return Err(Ec2Error::rejected(
-                OPERATION,
-                code::SESSION_LIMIT,
-                "the account has 10000 sessions",
-            ));
+            return Err(Ec2Error::rejected(OPERATION, code::SESSION_LIMIT, "the account has 10000 sessions"));
         }
         if target.network_interface_id.is_some() {
             let sources: HashSet<&str> = state
@@ -455,19 +418,14 @@ impl FakeEc2 {
                 return Err(Ec2Error::rejected(
                     OPERATION,
                     code::SOURCES_PER_TARGET_LIMIT,
-                    format!(
-                        "target {} already has {SOURCES_PER_INTERFACE_TARGET} sources",
-                        request.target_id
-                    ),
+                    format!("target {} already has {SOURCES_PER_INTERFACE_TARGET} sources", request.target_id),
                 ));
             }
         }
 
         let virtual_network_id = match request.virtual_network_id {
             Some(vni) => vni,
-            None => (1..=16_777_215)
-                .find(|v| !state.used_virtual_network_ids.contains(v))
-                .expect("a free VNI exists"),
+            None => (1..=16_777_215).find(|v| !state.used_virtual_network_ids.contains(v)).expect("a free VNI exists"),
         };
         state.used_virtual_network_ids.insert(virtual_network_id);
         let id = Self::new_id(state, "tms");
@@ -484,9 +442,7 @@ impl FakeEc2 {
         };
         state.sessions.insert(id, session.clone());
         if !request.client_token.is_empty() {
-            state
-                .tokens
-                .insert(request.client_token.clone(), (fingerprint, session.clone()));
+            state.tokens.insert(request.client_token.clone(), (fingerprint, session.clone()));
         }
         Ok(session)
     }
@@ -562,10 +518,7 @@ impl Ec2 for FakeEc2 {
                     items.push(instance.clone());
                 }
             }
-            return Ok(Page {
-                items,
-                next_token: None,
-            });
+            return Ok(Page { items, next_token: None });
         }
         let mut matching = Vec::new();
         for instance in state.instances.values() {
@@ -599,15 +552,34 @@ impl Ec2 for FakeEc2 {
         page_of(&targets, next_token, Self::page_size(&state))
     }
 
+    async fn describe_network_interfaces(
+        &self,
+        ids: &[String],
+        next_token: Option<String>,
+    ) -> Result<Page<InterfaceAttachment>, Ec2Error> {
+        self.enter("DescribeNetworkInterfaces")?;
+        let state = self.lock();
+        let mut found = Vec::new();
+        for id in ids {
+            let attached =
+                state.instances.values().find(|instance| instance.network_interfaces.iter().any(|i| &i.id == id));
+            if let Some(instance) = attached {
+                found.push(InterfaceAttachment {
+                    network_interface_id: id.clone(),
+                    instance_id: Some(instance.id.clone()),
+                });
+            } else if state.detached_interfaces.contains(id) {
+                found.push(InterfaceAttachment { network_interface_id: id.clone(), instance_id: None });
+            }
+        }
+        page_of(&found, next_token, Self::page_size(&state))
+    }
+
     async fn describe_filters(&self, ids: &[String], next_token: Option<String>) -> Result<Page<Filter>, Ec2Error> {
         self.enter("DescribeTrafficMirrorFilters")?;
         let state = self.lock();
-        let filters: Vec<Filter> = state
-            .filters
-            .iter()
-            .filter(|id| ids.contains(id))
-            .map(|id| Filter { id: id.clone() })
-            .collect();
+        let filters: Vec<Filter> =
+            state.filters.iter().filter(|id| ids.contains(id)).map(|id| Filter { id: id.clone() }).collect();
         page_of(&filters, next_token, Self::page_size(&state))
     }
 
@@ -647,13 +619,7 @@ impl Ec2 for FakeEc2 {
             }
         }
         if let Some(number) = request.number {
-            Self::check_number(
-                OPERATION,
-                &state,
-                &current.network_interface_id,
-                number,
-                Some(&current.id),
-            )?;
+            Self::check_number(OPERATION, &state, &current.network_interface_id, number, Some(&current.id))?;
         }
         Self::check_packet_length(OPERATION, request.packet_length)?;
         let session = state.sessions.get_mut(&request.session_id).expect("checked above");

@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use super::ec2::Ec2;
 use super::error::{Ec2Error, ErrorKind};
-use super::model::{CreateSession, Filter, Instance, InstanceQuery, ModifySession, Page, Session, Target};
+use super::model::{
+    CreateSession, Filter, Instance, InstanceQuery, InterfaceAttachment, ModifySession, Page, Session, Target,
+};
 use crate::metrics::Metrics;
 
 /// Counts the calls of the wrapped `Ec2` in `vpcmirror_aws_calls_total`.
@@ -40,10 +42,7 @@ impl<E: Ec2> Ec2 for Instrumented<E> {
         query: &InstanceQuery,
         next_token: Option<String>,
     ) -> Result<Page<Instance>, Ec2Error> {
-        self.observe(
-            "DescribeInstances",
-            self.inner.describe_instances(query, next_token).await,
-        )
+        self.observe("DescribeInstances", self.inner.describe_instances(query, next_token).await)
     }
 
     async fn describe_sessions(
@@ -51,24 +50,23 @@ impl<E: Ec2> Ec2 for Instrumented<E> {
         filters: &[(String, Vec<String>)],
         next_token: Option<String>,
     ) -> Result<Page<Session>, Ec2Error> {
-        self.observe(
-            "DescribeTrafficMirrorSessions",
-            self.inner.describe_sessions(filters, next_token).await,
-        )
+        self.observe("DescribeTrafficMirrorSessions", self.inner.describe_sessions(filters, next_token).await)
     }
 
     async fn describe_targets(&self, next_token: Option<String>) -> Result<Page<Target>, Ec2Error> {
-        self.observe(
-            "DescribeTrafficMirrorTargets",
-            self.inner.describe_targets(next_token).await,
-        )
+        self.observe("DescribeTrafficMirrorTargets", self.inner.describe_targets(next_token).await)
+    }
+
+    async fn describe_network_interfaces(
+        &self,
+        ids: &[String],
+        next_token: Option<String>,
+    ) -> Result<Page<InterfaceAttachment>, Ec2Error> {
+        self.observe("DescribeNetworkInterfaces", self.inner.describe_network_interfaces(ids, next_token).await)
     }
 
     async fn describe_filters(&self, ids: &[String], next_token: Option<String>) -> Result<Page<Filter>, Ec2Error> {
-        self.observe(
-            "DescribeTrafficMirrorFilters",
-            self.inner.describe_filters(ids, next_token).await,
-        )
+        self.observe("DescribeTrafficMirrorFilters", self.inner.describe_filters(ids, next_token).await)
     }
 
     async fn create_session(&self, request: &CreateSession) -> Result<Session, Ec2Error> {
@@ -80,9 +78,6 @@ impl<E: Ec2> Ec2 for Instrumented<E> {
     }
 
     async fn delete_session(&self, session_id: &str) -> Result<(), Ec2Error> {
-        self.observe(
-            "DeleteTrafficMirrorSession",
-            self.inner.delete_session(session_id).await,
-        )
+        self.observe("DeleteTrafficMirrorSession", self.inner.delete_session(session_id).await)
     }
 }

@@ -1,4 +1,4 @@
-//! EC2 state as the controller sees it, independent of the SDK's types.
+//! EC2 state as the controller models it, independent of the SDK's types.
 
 use std::collections::BTreeMap;
 
@@ -57,6 +57,14 @@ pub struct Filter {
     pub id: String,
 }
 
+/// Where a network interface is attached, as DescribeNetworkInterfaces reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InterfaceAttachment {
+    pub network_interface_id: String,
+    /// `None` for a detached interface.
+    pub instance_id: Option<String>,
+}
+
 /// A request to create one session.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CreateSession {
@@ -87,7 +95,7 @@ pub struct ModifySession {
     pub remove_description: bool,
 }
 
-/// Which instances DescribeInstances returns.
+/// The instances a DescribeInstances call asks for.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct InstanceQuery {
     /// Instance ids; AWS rejects MaxResults together with ids, so such a query is not paged.

@@ -15,24 +15,12 @@ pub struct Fleet {
 }
 
 fn tags(pairs: &[(&str, &str)]) -> Vec<Tag> {
-    pairs
-        .iter()
-        .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
-        .collect()
+    pairs.iter().map(|(k, v)| Tag::builder().key(*k).value(*v).build()).collect()
 }
 
 impl Fleet {
     pub async fn new(ec2: aws_sdk_ec2::Client) -> Self {
-        let vpc = ec2
-            .create_vpc()
-            .cidr_block("10.20.0.0/16")
-            .send()
-            .await
-            .unwrap()
-            .vpc
-            .unwrap()
-            .vpc_id
-            .unwrap();
+        let vpc = ec2.create_vpc().cidr_block("10.20.0.0/16").send().await.unwrap().vpc.unwrap().vpc_id.unwrap();
         let subnet = ec2
             .create_subnet()
             .vpc_id(&vpc)
@@ -45,12 +33,7 @@ impl Fleet {
             .unwrap()
             .subnet_id
             .unwrap();
-        Fleet {
-            ec2,
-            vpc,
-            subnet,
-            image: MOTO_IMAGE_ID.to_string(),
-        }
+        Fleet { ec2, vpc, subnet, image: MOTO_IMAGE_ID.to_string() }
     }
 
     /// Launches one instance with `interfaces` attached ENIs; returns its id and ENI ids.
@@ -79,12 +62,7 @@ impl Fleet {
             .unwrap();
         let instance = &output.instances()[0];
         let instance_id = instance.instance_id().unwrap().to_string();
-        let mut enis = vec![
-            instance.network_interfaces()[0]
-                .network_interface_id()
-                .unwrap()
-                .to_string(),
-        ];
+        let mut enis = vec![instance.network_interfaces()[0].network_interface_id().unwrap().to_string()];
         for device_index in 1..interfaces {
             let eni = self
                 .ec2
@@ -119,14 +97,7 @@ impl Fleet {
                 "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/net/ids/0123456789abcdef",
             ),
         };
-        request
-            .send()
-            .await
-            .unwrap()
-            .traffic_mirror_target
-            .unwrap()
-            .traffic_mirror_target_id
-            .unwrap()
+        request.send().await.unwrap().traffic_mirror_target.unwrap().traffic_mirror_target_id.unwrap()
     }
 
     pub async fn filter(&self) -> String {
@@ -158,33 +129,16 @@ impl Fleet {
                     .build(),
             );
         }
-        request
-            .send()
-            .await
-            .unwrap()
-            .traffic_mirror_session
-            .unwrap()
-            .traffic_mirror_session_id
-            .unwrap()
+        request.send().await.unwrap().traffic_mirror_session.unwrap().traffic_mirror_session_id.unwrap()
     }
 
     /// Returns every session in moto.
     pub async fn sessions(&self) -> Vec<TrafficMirrorSession> {
-        self.ec2
-            .describe_traffic_mirror_sessions()
-            .send()
-            .await
-            .unwrap()
-            .traffic_mirror_sessions()
-            .to_vec()
+        self.ec2.describe_traffic_mirror_sessions().send().await.unwrap().traffic_mirror_sessions().to_vec()
     }
 
     /// Returns the sessions whose source is `eni`.
     pub async fn sessions_on(&self, eni: &str) -> Vec<TrafficMirrorSession> {
-        self.sessions()
-            .await
-            .into_iter()
-            .filter(|s| s.network_interface_id() == Some(eni))
-            .collect()
+        self.sessions().await.into_iter().filter(|s| s.network_interface_id() == Some(eni)).collect()
     }
 }

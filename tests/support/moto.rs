@@ -30,11 +30,7 @@ fn python() -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("binding a loopback port succeeds")
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").expect("binding a loopback port succeeds").local_addr().unwrap().port()
 }
 
 static SHARED: OnceLock<MotoServer> = OnceLock::new();
@@ -59,10 +55,7 @@ impl MotoServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("starting the moto launcher succeeds");
-        let server = MotoServer {
-            child: Mutex::new(child),
-            endpoint: format!("http://127.0.0.1:{port}"),
-        };
+        let server = MotoServer { child: Mutex::new(child), endpoint: format!("http://127.0.0.1:{port}") };
         server.wait_until_ready(Duration::from_secs(30));
         server
     }
@@ -74,10 +67,7 @@ impl MotoServer {
             if std::net::TcpStream::connect(&address).is_ok() {
                 return;
             }
-            assert!(
-                Instant::now() < deadline,
-                "moto did not listen on {address} within {timeout:?}"
-            );
+            assert!(Instant::now() < deadline, "moto did not listen on {address} within {timeout:?}");
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -93,10 +83,7 @@ impl MotoServer {
         let loaded = config::load(&settings).await;
         // Credentials are replaced before any request, so the standard chain never resolves.
         let credentials = Credentials::new("testing", "testing", None, None, "moto");
-        loaded
-            .to_builder()
-            .credentials_provider(SharedCredentialsProvider::new(credentials))
-            .build()
+        loaded.to_builder().credentials_provider(SharedCredentialsProvider::new(credentials)).build()
     }
 
     pub async fn ec2_client(&self) -> aws_sdk_ec2::Client {
