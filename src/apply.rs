@@ -11,7 +11,7 @@ use crate::instance_types::InstanceTypeSupport;
 use crate::inventory::Inventory;
 use crate::metrics::Metrics;
 use crate::ownership::ownership_tags;
-use crate::plan::{Delete, DesiredSession, Drift, Plan, Source, Unmirrored, UnmirroredReason};
+use crate::plan::{Delete, DeleteReason, DesiredSession, Drift, Plan, Source, Unmirrored, UnmirroredReason};
 use crate::session_index::SessionIndex;
 
 /// Everything one apply changed or failed to change.
@@ -60,8 +60,8 @@ fn reason_for(error: &Ec2Error) -> UnmirroredReason {
     }
 }
 
-/// Applies a plan: repairs first, then creates, then deletes, so that a source is never left
-/// without a session while its replacement is pending. The inventory and the session index
+/// Applies a plan: duplicate deletes, repairs, creates, then the other deletes, so that a
+/// source is never left without a session while its replacement is pending. The inventory and the session index
 /// are updated with every change, so that later plans in the same pass see them.
 pub async fn apply<E: Ec2>(
     context: &ApplyContext<'_, E>,
@@ -71,6 +71,10 @@ pub async fn apply<E: Ec2>(
 ) -> ApplyOutcome {
     let mut outcome = ApplyOutcome::default();
     let policy = plan.policy.as_str();
+
+    // Duplicates go first: the session that stays may need the number a duplicate holds.
+    let duplicates = plan.deletes.iter().filter(|d| d.reason == DeleteReason::Duplicate);
+    delete_sessions(context, policy, duplicates, inventory, &mut outcome).await;
 
     for repair in &plan.repairs {
         match context.ec2.modify_session(&repair.change).await {
@@ -164,7 +168,20 @@ pub async fn apply<E: Ec2>(
         }
     }
 
-    for delete in &plan.deletes {
+    let leftovers = plan.deletes.iter().filter(|d| d.reason != DeleteReason::Duplicate);
+    delete_sessions(context, policy, leftovers, inventory, &mut outcome).await;
+    outcome
+}
+
+/// Deletes sessions, counting a session that is already gone as deleted.
+async fn delete_sessions<'p, E: Ec2>(
+    context: &ApplyContext<'_, E>,
+    policy: &str,
+    deletes: impl Iterator<Item = &'p Delete>,
+    inventory: &mut Inventory,
+    outcome: &mut ApplyOutcome,
+) {
+    for delete in deletes {
         match context.ec2.delete_session(&delete.session_id).await {
             // A session that is already gone is what a delete wants.
             Err(error) if !error.has_code(code::SESSION_NOT_FOUND) => {
@@ -191,5 +208,4 @@ pub async fn apply<E: Ec2>(
             }
         }
     }
-    outcome
 }

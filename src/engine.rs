@@ -34,6 +34,9 @@ pub struct Engine<E> {
     pub attachments: Mutex<AttachmentIndex>,
     /// Targets and filters of the last region read, reused by source reads.
     catalog: Mutex<Option<Catalog>>,
+    /// Serialises passes: two passes planning the same interface at once could both create a
+    /// session on it.
+    pass_lock: tokio::sync::Mutex<()>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -46,6 +49,7 @@ impl<E: Ec2> Engine<E> {
             index: Mutex::new(SessionIndex::default()),
             attachments: Mutex::new(AttachmentIndex::default()),
             catalog: Mutex::new(None),
+            pass_lock: tokio::sync::Mutex::new(()),
             metrics,
         }
     }
@@ -75,6 +79,7 @@ impl<E: Ec2> Engine<E> {
         sources: Option<&SourceScope>,
         mode: Mode,
     ) -> Result<Vec<PolicyReport>, Ec2Error> {
+        let _pass = self.pass_lock.lock().await;
         let started = Instant::now();
         let mut reports = Vec::new();
         let mut valid = Vec::new();

@@ -12,7 +12,8 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 use crate::report::Coverage;
@@ -29,6 +30,13 @@ pub struct Metrics {
     pub aws_calls: IntCounterVec,
     pub reconcile_duration: HistogramVec,
     pub reconciles: IntCounterVec,
+    pub event_messages_received: IntCounterVec,
+    pub event_messages_ignored: IntCounterVec,
+    pub event_messages_invalid: IntCounterVec,
+    pub event_messages_failed: IntCounter,
+    pub event_messages_deleted: IntCounter,
+    pub event_queue_seconds: Histogram,
+    pub heal_latency_seconds: Histogram,
     ready: AtomicBool,
 }
 
@@ -100,6 +108,49 @@ impl Metrics {
         )
         .expect("metric definition is valid");
 
+        let event_messages_received = IntCounterVec::new(
+            Opts::new(
+                "vpcmirror_event_messages_received_total",
+                "SQS messages received, by event kind (Invalid for unparseable ones).",
+            ),
+            &["kind"],
+        )
+        .expect("metric definition is valid");
+        let event_messages_ignored = IntCounterVec::new(
+            Opts::new("vpcmirror_event_messages_ignored_total", "Well-formed messages that wake nothing, by reason."),
+            &["reason"],
+        )
+        .expect("metric definition is valid");
+        let event_messages_invalid = IntCounterVec::new(
+            Opts::new(
+                "vpcmirror_event_messages_invalid_total",
+                "Messages that can never be handled and were deleted, by reason.",
+            ),
+            &["reason"],
+        )
+        .expect("metric definition is valid");
+        let event_messages_failed = IntCounter::new(
+            "vpcmirror_event_messages_failed_total",
+            "Messages whose work failed for a transient reason and were left for redelivery.",
+        )
+        .expect("metric definition is valid");
+        let event_messages_deleted =
+            IntCounter::new("vpcmirror_event_messages_deleted_total", "Messages deleted from the queue.")
+                .expect("metric definition is valid");
+        let event_queue_seconds = Histogram::with_opts(
+            HistogramOpts::new("vpcmirror_event_queue_seconds", "Receive time minus the EventBridge event time.")
+                .buckets(vec![0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0]),
+        )
+        .expect("metric definition is valid");
+        let heal_latency_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "vpcmirror_heal_latency_seconds",
+                "Time from the CloudTrail event to the end of the writes it woke.",
+            )
+            .buckets(vec![1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 900.0]),
+        )
+        .expect("metric definition is valid");
+
         for collector in [
             Box::new(policy_network_interfaces.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(policy_unmirrored.clone()),
@@ -110,6 +161,13 @@ impl Metrics {
             Box::new(aws_calls.clone()),
             Box::new(reconcile_duration.clone()),
             Box::new(reconciles.clone()),
+            Box::new(event_messages_received.clone()),
+            Box::new(event_messages_ignored.clone()),
+            Box::new(event_messages_invalid.clone()),
+            Box::new(event_messages_failed.clone()),
+            Box::new(event_messages_deleted.clone()),
+            Box::new(event_queue_seconds.clone()),
+            Box::new(heal_latency_seconds.clone()),
         ] {
             registry.register(collector).expect("metric names are unique");
         }
@@ -125,6 +183,13 @@ impl Metrics {
             aws_calls,
             reconcile_duration,
             reconciles,
+            event_messages_received,
+            event_messages_ignored,
+            event_messages_invalid,
+            event_messages_failed,
+            event_messages_deleted,
+            event_queue_seconds,
+            heal_latency_seconds,
             ready: AtomicBool::new(false),
         })
     }

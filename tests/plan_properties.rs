@@ -689,7 +689,6 @@ proptest! {
     #![proptest_config(config())]
 
     #[test]
-    #[ignore = "bug in apply: it repairs before it deletes duplicates, so moving the kept session to a duplicate's number fails; see keeper_takes_duplicate_number"]
     fn fake_apply_converges_in_one_pass(scenario in scenario_strategy()) {
         let seeded = seed_fake(&scenario);
         let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a runtime starts");
@@ -750,7 +749,6 @@ fn duplicate_delete_frees_keeper_number() {
 }
 
 #[test]
-#[ignore = "bug in apply: it sends the repair (ModifyTrafficMirrorSession to number 1) before it deletes the duplicate that holds number 1, so AWS rejects the repair"]
 fn keeper_takes_duplicate_number() {
     let seeded = seed_fake(&duplicate_holds_policy_number());
     let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a runtime starts");

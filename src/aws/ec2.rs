@@ -6,6 +6,7 @@ use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ec2::types::{Filter as SdkFilter, ResourceType, Tag, TagSpecification, TrafficMirrorSessionField};
 
 use super::error::{Ec2Error, ErrorKind};
+use super::error_chain;
 use super::model::{
     CreateSession, Filter, Instance, InstanceQuery, InterfaceAttachment, MAX_RESULTS, ModifySession, NetworkInterface,
     Page, Session, Target,
@@ -107,19 +108,6 @@ where
         _ => ErrorKind::Rejected,
     };
     Ec2Error { operation, kind, code, message }
-}
-
-/// Joins an error and its sources into one line, because the SDK's top-level messages
-/// ("dispatch failure") hide the cause.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 fn convert_instance(instance: &aws_sdk_ec2::types::Instance) -> Option<Instance> {

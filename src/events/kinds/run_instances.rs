@@ -4,7 +4,9 @@ use serde_json::Value;
 
 use super::{Outcome, insert_id, response_elements};
 use crate::events::classification::EventScope;
-use crate::events::fields::{INSTANCE_PREFIX, Malformed, NETWORK_INTERFACE_PREFIX, ids_of_elements, list_elements, member};
+use crate::events::fields::{
+    INSTANCE_PREFIX, Malformed, NETWORK_INTERFACE_PREFIX, ids_of_elements, list_elements, member, optional_string,
+};
 
 /// Reads `responseElements.instancesSet.items[].instanceId` and the
 /// `networkInterfaceSet.items[].networkInterfaceId` of each instance. The request names no
@@ -19,14 +21,15 @@ pub(crate) fn parse(detail: &Value) -> Result<Outcome, Malformed> {
         if !instance.is_object() {
             return Err(Malformed::wrong_type(&format!("{instances_path}[]"), "an object", instance));
         }
-        let instance_id = crate::events::fields::optional_string(instance, "instanceId", "instanceId")?;
-        if let Some(instance_id) = instance_id {
-            insert_id(&mut scope.instance_ids, instance_id, INSTANCE_PREFIX, "instanceId")?;
+        let instance_id_path = format!("{instances_path}[].instanceId");
+        if let Some(instance_id) = optional_string(instance, "instanceId", &instance_id_path)? {
+            insert_id(&mut scope.instance_ids, instance_id, INSTANCE_PREFIX, &instance_id_path)?;
         }
         let interfaces_path = format!("{instances_path}[].networkInterfaceSet");
+        let interface_id_path = format!("{interfaces_path}[].networkInterfaceId");
         let interfaces = member(instance, "networkInterfaceSet");
         for interface_id in ids_of_elements(interfaces, "networkInterfaceId", &interfaces_path)? {
-            insert_id(&mut scope.network_interface_ids, interface_id, NETWORK_INTERFACE_PREFIX, &interfaces_path)?;
+            insert_id(&mut scope.network_interface_ids, interface_id, NETWORK_INTERFACE_PREFIX, &interface_id_path)?;
         }
     }
     Ok(Outcome::Wake(scope))
