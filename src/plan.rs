@@ -304,9 +304,9 @@ pub fn plan(policy: &MirrorPolicy, cluster: &str, inventory: &Inventory, support
                 plan.unmirrored.push(unmirrored(UnmirroredReason::SourceIsTarget, detail));
                 continue;
             }
-            // A session that AWS accepted proves support, whatever the table's verdict.
-            let already_mirrored = !owned.is_empty() || on_interface.iter().any(|s| s.target_id == desired.target_id);
-            if !already_mirrored && !support.supports(&instance.instance_type) {
+            // An existing session proves nothing here: AWS keeps sessions when an instance
+            // changes to an unsupported type, and they stop mirroring.
+            if !support.supports(&instance.instance_type) {
                 let detail = format!("instance type {} does not support Traffic Mirroring", instance.instance_type);
                 plan.unmirrored.push(unmirrored(UnmirroredReason::UnsupportedInstanceType, detail));
                 continue;
@@ -323,12 +323,24 @@ pub fn plan(policy: &MirrorPolicy, cluster: &str, inventory: &Inventory, support
                 continue;
             }
 
-            if !owned.is_empty() {
-                plan_owned(&mut plan, source, owned, &on_interface, &desired);
+            let owned_to_target = owned.iter().any(|s| s.target_id == desired.target_id);
+            let equivalent =
+                on_interface.iter().find(|s| s.target_id == desired.target_id && !owned.iter().any(|o| o.id == s.id));
+            if let (Some(existing), false) = (equivalent, owned_to_target) {
+                // Someone else's session already mirrors to the target. Repairing a drifted
+                // session of ours would mirror every packet twice, so ours are retired.
+                for session in owned {
+                    plan.deletes.push(Delete {
+                        session_id: session.id.clone(),
+                        network_interface_id: interface.id.clone(),
+                        reason: DeleteReason::Duplicate,
+                    });
+                }
+                plan.mirrored.push(Mirrored { source, session_id: existing.id.clone(), adopted: true });
                 continue;
             }
-            if let Some(existing) = on_interface.iter().find(|s| s.target_id == desired.target_id) {
-                plan.mirrored.push(Mirrored { source, session_id: existing.id.clone(), adopted: true });
+            if !owned.is_empty() {
+                plan_owned(&mut plan, source, owned, &on_interface, &desired);
                 continue;
             }
             if on_interface.len() >= MAX_SESSIONS_PER_INTERFACE {

@@ -420,3 +420,38 @@ async fn metrics_count_by_policy_and_reason() {
     assert!(text.contains(r#"vpcmirror_policy_network_interfaces{policy="web",state="eligible"} 2"#), "{text}");
     assert!(!text.contains("eni-"), "no interface id may become a label");
 }
+
+#[tokio::test]
+async fn foreign_equivalent_retires_drifted_owned() {
+    let world = World::new();
+    let (_, enis) = world.ec2().add_instance("m5.large", &[("env", "prod")], &["interface"]);
+    let policy = world.policy("");
+    world.reconcile(std::slice::from_ref(&policy)).await;
+    let ours = world.sessions_on(&enis[0]).remove(0);
+    let elsewhere = world.ec2().add_target(None);
+    world.ec2().modify_session_directly(&ours.id, |s| s.target_id = elsewhere.clone());
+    let foreign = world.foreign_session(&enis[0], &world.target, 7);
+
+    let reports = world.reconcile(&[policy]).await;
+
+    // Repairing ours would mirror every packet twice to the same target.
+    let sessions = world.sessions_on(&enis[0]);
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(sessions[0].id, foreign.id);
+    assert_eq!(mirrored(&reports[0]), 1);
+}
+
+#[tokio::test]
+async fn unsupported_type_change_prunes() {
+    let world = World::new();
+    let (instance, enis) = world.ec2().add_instance("m5.large", &[("env", "prod")], &["interface"]);
+    let policy = world.policy("");
+    world.reconcile(std::slice::from_ref(&policy)).await;
+    world.ec2().update_instance(&instance, |i| i.instance_type = "m6i.large".into());
+
+    let reports = world.reconcile(&[policy]).await;
+
+    // AWS keeps the session after a type change, but it no longer mirrors anything.
+    assert!(world.sessions_on(&enis[0]).is_empty());
+    assert_eq!(unmirrored_reasons(&reports[0]), [UnmirroredReason::UnsupportedInstanceType]);
+}

@@ -10,6 +10,7 @@ pub mod code {
     pub const TARGET_NOT_FOUND: &str = "InvalidTrafficMirrorTargetId.NotFound";
     pub const FILTER_NOT_FOUND: &str = "InvalidTrafficMirrorFilterId.NotFound";
     pub const NETWORK_INTERFACE_NOT_FOUND: &str = "InvalidNetworkInterfaceID.NotFound";
+    pub const INSTANCE_NOT_FOUND: &str = "InvalidInstanceID.NotFound";
     pub const IDEMPOTENT_PARAMETER_MISMATCH: &str = "IdempotentParameterMismatch";
     pub const REQUEST_LIMIT_EXCEEDED: &str = "RequestLimitExceeded";
     pub const INVALID_PARAMETER_VALUE: &str = "InvalidParameterValue";

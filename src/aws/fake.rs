@@ -386,6 +386,8 @@ impl FakeEc2 {
             .values()
             .any(|t| t.network_interface_id.as_deref() == Some(request.network_interface_id.as_str()))
         {
+            // NOTE: AWS documents the rule but not its error code; InvalidParameterValue is a
+            // guess, and the controller never relies on it because the plan skips such sources.
             return Err(Ec2Error::rejected(
                 OPERATION,
                 code::INVALID_PARAMETER_VALUE,
@@ -510,7 +512,7 @@ impl Ec2 for FakeEc2 {
                 let instance = state.instances.get(id).ok_or_else(|| {
                     Ec2Error::rejected(
                         "DescribeInstances",
-                        "InvalidInstanceID.NotFound",
+                        code::INSTANCE_NOT_FOUND,
                         format!("the instance ID '{id}' does not exist"),
                     )
                 })?;

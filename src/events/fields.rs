@@ -31,10 +31,7 @@ pub(crate) struct Malformed {
 
 impl Malformed {
     pub fn missing(path: &str) -> Self {
-        Malformed {
-            reason: InvalidReason::MissingField,
-            detail: format!("{path} is missing"),
-        }
+        Malformed { reason: InvalidReason::MissingField, detail: format!("{path} is missing") }
     }
 
     pub fn wrong_type(path: &str, expected: &str, found: &Value) -> Self {
@@ -63,12 +60,6 @@ pub(crate) fn member<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
     value.as_object()?.get(key).filter(|member| !member.is_null())
 }
 
-/// Returns the first of `keys` that is present and not null. The traffic-mirror APIs use
-/// PascalCase in requests and camelCase in responses, so callers pass both spellings.
-pub(crate) fn member_of_any<'a>(value: &'a Value, keys: &[&str]) -> Option<&'a Value> {
-    keys.iter().find_map(|key| member(value, key))
-}
-
 /// Returns the block of an action from `requestParameters` or `responseElements`. The
 /// traffic-mirror and fleet APIs wrap their fields in `<Action>Request` or `<Action>Response`,
 /// the older EC2 APIs do not, so an absent wrapper yields the parent itself.
@@ -94,9 +85,7 @@ pub(crate) fn list_elements<'a>(value: Option<&'a Value>, path: &str) -> Result<
     let Some(value) = value else {
         return Ok(Vec::new());
     };
-    let wrapped = value
-        .as_object()
-        .and_then(|object| object.get("items").or_else(|| object.get("item")));
+    let wrapped = value.as_object().and_then(|object| object.get("items").or_else(|| object.get("item")));
     match (value, wrapped) {
         (_, Some(inner)) => unwrapped_elements(inner, path),
         (Value::Object(object), None) if object.is_empty() => Ok(Vec::new()),

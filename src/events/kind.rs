@@ -97,11 +97,9 @@ impl EventKind {
     /// named after its API call, so its event name is `as_str()`.
     pub(crate) fn registry_key(self) -> RegistryKey {
         match self {
-            EventKind::InstanceRunning => RegistryKey {
-                source: EC2_SOURCE,
-                detail_type: STATE_CHANGE_DETAIL_TYPE,
-                event_name: None,
-            },
+            EventKind::InstanceRunning => {
+                RegistryKey { source: EC2_SOURCE, detail_type: STATE_CHANGE_DETAIL_TYPE, event_name: None }
+            }
             api_call => RegistryKey {
                 source: EC2_SOURCE,
                 detail_type: CLOUDTRAIL_DETAIL_TYPE,

@@ -5,16 +5,15 @@ use serde_json::Value;
 
 use super::{Outcome, insert_id, request_parameters, response_elements};
 use crate::events::classification::EventScope;
-use crate::events::fields::{
-    ATTACHMENT_PREFIX, INSTANCE_PREFIX, Malformed, NETWORK_INTERFACE_PREFIX, optional_string,
-};
+use crate::events::fields::{ATTACHMENT_PREFIX, INSTANCE_PREFIX, Malformed, NETWORK_INTERFACE_PREFIX, optional_string};
 
 /// Reads `requestParameters.instanceId` (required), `requestParameters.networkInterfaceId` and
 /// `responseElements.attachmentId`.
 pub(crate) fn parse(detail: &Value) -> Result<Outcome, Malformed> {
     let request = request_parameters(detail).ok_or_else(|| Malformed::missing("detail.requestParameters"))?;
     let instance_path = "detail.requestParameters.instanceId";
-    let instance_id = optional_string(request, "instanceId", instance_path)?.ok_or_else(|| Malformed::missing(instance_path))?;
+    let instance_id =
+        optional_string(request, "instanceId", instance_path)?.ok_or_else(|| Malformed::missing(instance_path))?;
 
     let mut scope = EventScope::default();
     insert_id(&mut scope.instance_ids, instance_id, INSTANCE_PREFIX, instance_path)?;

@@ -82,10 +82,7 @@ mod tests {
             ]}
         }});
         let scope = woken_scope(parse, &cloudtrail_detail("CreateFleet", instant_fleet_request(), response));
-        assert_eq!(
-            scope.instance_ids,
-            ids(&["i-0dd44ee55ff660701", "i-0dd44ee55ff660702", "i-0dd44ee55ff660703"])
-        );
+        assert_eq!(scope.instance_ids, ids(&["i-0dd44ee55ff660701", "i-0dd44ee55ff660702", "i-0dd44ee55ff660703"]));
     }
 
     #[test]

@@ -22,7 +22,7 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use super::classification::{EventScope, IgnoreReason};
-use super::fields::{Malformed, checked_id};
+use super::fields::{Malformed, action_block, checked_id, member, optional_string};
 
 /// What a parser found in a well-formed event.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,12 +43,74 @@ pub(crate) fn insert_id(set: &mut BTreeSet<String>, id: &str, prefix: &str, path
 
 /// Returns `detail.requestParameters`, or None when it is absent or null.
 pub(crate) fn request_parameters(detail: &Value) -> Option<&Value> {
-    super::fields::member(detail, "requestParameters")
+    member(detail, "requestParameters")
 }
 
 /// Returns `detail.responseElements`, or None when it is absent or null.
 pub(crate) fn response_elements(detail: &Value) -> Option<&Value> {
-    super::fields::member(detail, "responseElements")
+    member(detail, "responseElements")
+}
+
+/// An id found in a record, with the path it was read from for error messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct FoundId<'a> {
+    pub id: &'a str,
+    pub path: String,
+}
+
+/// Returns the id `key` of a traffic-mirror request, found in
+/// `requestParameters.<action>Request.<key>`. The key is PascalCase, as in real records, and
+/// the camelCase spelling is accepted too.
+pub(crate) fn wrapped_request_id<'a>(
+    detail: &'a Value,
+    action: &str,
+    key: &str,
+) -> Result<Option<FoundId<'a>>, Malformed> {
+    let wrapper = format!("{action}Request");
+    let Some(request) = action_block(request_parameters(detail), &wrapper) else {
+        return Ok(None);
+    };
+    for spelling in [key.to_string(), camel_case(key)] {
+        let path = format!("detail.requestParameters.{wrapper}.{spelling}");
+        if let Some(id) = optional_string(request, &spelling, &path)? {
+            return Ok(Some(FoundId { id, path }));
+        }
+    }
+    Ok(None)
+}
+
+/// Returns the id at `path` below `responseElements.<action>Response`, where the keys are
+/// camelCase.
+pub(crate) fn wrapped_response_id<'a>(
+    detail: &'a Value,
+    action: &str,
+    path: &[&str],
+) -> Result<Option<FoundId<'a>>, Malformed> {
+    let wrapper = format!("{action}Response");
+    let Some((key, parents)) = path.split_last() else {
+        return Ok(None);
+    };
+    let Some(mut block) = action_block(response_elements(detail), &wrapper) else {
+        return Ok(None);
+    };
+    for parent in parents {
+        match member(block, parent) {
+            Some(child) => block = child,
+            None => return Ok(None),
+        }
+    }
+    let full_path = format!("detail.responseElements.{wrapper}.{}", path.join("."));
+    let id = optional_string(block, key, &full_path)?;
+    Ok(id.map(|id| FoundId { id, path: full_path }))
+}
+
+/// Returns `PascalCase` as `pascalCase`.
+fn camel_case(key: &str) -> String {
+    let mut characters = key.chars();
+    match characters.next() {
+        Some(first) => first.to_ascii_lowercase().to_string() + characters.as_str(),
+        None => String::new(),
+    }
 }
 
 /// Wraps a detail object in a CloudTrail record for the tests of each kind.

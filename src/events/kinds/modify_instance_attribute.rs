@@ -45,9 +45,8 @@ fn changes_instance_type(request: &Value) -> Result<bool, Malformed> {
     let Some(members) = request.as_object() else {
         return Ok(true);
     };
-    let names_other_attribute = members
-        .iter()
-        .any(|(name, value)| !value.is_null() && !NON_ATTRIBUTE_MEMBERS.contains(&name.as_str()));
+    let names_other_attribute =
+        members.iter().any(|(name, value)| !value.is_null() && !NON_ATTRIBUTE_MEMBERS.contains(&name.as_str()));
     Ok(!names_other_attribute)
 }
 
