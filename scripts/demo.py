@@ -18,6 +18,8 @@ from pathlib import Path
 
 import boto3
 
+import demo_events
+
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
 OWNER_POLICY_TAG = "vpcmirror.dev/policy"
@@ -114,6 +116,80 @@ def seed(ec2) -> dict:
     return {"target": target, "other_target": other_target}
 
 
+def scrape(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return response.read().decode()
+
+
+def aws_calls(metrics: str) -> dict:
+    """Returns vpcmirror_aws_calls_total by operation, summed over outcomes."""
+    calls = {}
+    for line in metrics.splitlines():
+        if line.startswith("vpcmirror_aws_calls_total{"):
+            labels, value = line.rsplit(" ", 1)
+            operation = labels.split('operation="', 1)[1].split('"', 1)[0]
+            calls[operation] = calls.get(operation, 0) + int(float(value))
+    return calls
+
+
+def wait_until(condition, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def send_and_measure(sqs, queue_url: str, metrics_url: str, body: str, done, label: str) -> bool:
+    """Sends one message, waits until `done()` holds, and prints the AWS calls it cost."""
+    before = aws_calls(scrape(metrics_url))
+    sqs.send_message(QueueUrl=queue_url, MessageBody=body)
+    healed = wait_until(done, timeout=30)
+    # The consumer deletes the message right after its writes; give that call a moment.
+    time.sleep(0.5)
+    after = aws_calls(scrape(metrics_url))
+    cost = {op: after.get(op, 0) - before.get(op, 0) for op in after if after.get(op, 0) != before.get(op, 0)}
+    ec2_cost = ", ".join(f"{op} {n}" for op, n in sorted(cost.items()) if not op.endswith(("Message", "MessageBatch")))
+    sqs_cost = ", ".join(f"{op} {n}" for op, n in sorted(cost.items()) if op.endswith(("Message", "MessageBatch")))
+    print(f"{label}: {'healed' if healed else 'NOT healed'}; EC2 calls: {ec2_cost or 'none'}; SQS calls: {sqs_cost or 'none'}")
+    return healed
+
+
+def event_act(ec2, sqs, queue_url: str, metrics_url: str, ids: dict) -> bool:
+    subnet = ec2.describe_subnets(Filters=[{"Name": "cidr-block", "Values": ["10.20.1.0/24"]}])["Subnets"][0]["SubnetId"]
+    launched = ec2.run_instances(
+        ImageId="ami-03cf127a", InstanceType="m5.large", MinCount=2, MaxCount=2, SubnetId=subnet,
+        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "env", "Value": "prod"}, {"Key": "team", "Value": "api"}]}],
+    )["Instances"]
+    new_enis = [eni["NetworkInterfaceId"] for instance in launched for eni in instance["NetworkInterfaces"]]
+    print(f"Launched {', '.join(i['InstanceId'] for i in launched)} without telling the controller.")
+    ok = send_and_measure(
+        sqs, queue_url, metrics_url,
+        demo_events.run_instances(REGION, launched),
+        lambda: all(ec2.describe_traffic_mirror_sessions(Filters=[{"Name": "network-interface-id", "Values": [eni]}])["TrafficMirrorSessions"] for eni in new_enis),
+        "RunInstances (2 instances)",
+    )
+
+    victim = owned_sessions(ec2, "prod-web")[0]
+    ec2.delete_traffic_mirror_session(TrafficMirrorSessionId=victim["TrafficMirrorSessionId"])
+    print(f"Deleted {victim['TrafficMirrorSessionId']} on {victim['NetworkInterfaceId']}.")
+    ok = send_and_measure(
+        sqs, queue_url, metrics_url,
+        demo_events.delete_traffic_mirror_session(REGION, victim["TrafficMirrorSessionId"]),
+        lambda: any(s["NetworkInterfaceId"] == victim["NetworkInterfaceId"] for s in owned_sessions(ec2, "prod-web")),
+        "DeleteTrafficMirrorSession",
+    ) and ok
+
+    before = scrape(metrics_url)
+    sqs.send_message(QueueUrl=queue_url, MessageBody="this is not an EventBridge message")
+    wait_until(lambda: scrape(metrics_url) != before and "vpcmirror_event_messages_invalid_total" in scrape(metrics_url), timeout=30)
+    for line in scrape(metrics_url).splitlines():
+        if line.startswith(("vpcmirror_event_messages_", "vpcmirror_heal_latency_seconds_count")):
+            print(line)
+    return ok
+
+
 def owned_sessions(ec2, policy: str) -> list:
     sessions = ec2.describe_traffic_mirror_sessions()["TrafficMirrorSessions"]
     return [s for s in sessions if {"Key": OWNER_POLICY_TAG, "Value": policy} in s.get("Tags", [])]
@@ -160,19 +236,21 @@ def main() -> int:
         heading("4. vpc-mirror-controller plan: what the next reconcile will do (changes nothing)")
         subprocess.run(controller + ["plan"] + common, env=env, check=True)
 
-        heading("5. Second reconcile, with the metrics endpoint on")
+        heading("5. The controller in the background: a region pass at start, then events only")
+        sqs = boto3.client("sqs", endpoint_url=endpoint, region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
+        queue_url = sqs.create_queue(QueueName="vpc-mirror-events")["QueueUrl"]
         metrics_port = free_port()
+        metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
         run = subprocess.Popen(
-            controller + ["run", "--resync-interval", "1h", "--metrics-addr", f"127.0.0.1:{metrics_port}"] + common, env=env
+            controller
+            + ["run", "--resync-interval", "0s", "--sqs-queue-url", queue_url, "--metrics-addr", f"127.0.0.1:{metrics_port}"]
+            + common,
+            env=env,
         )
         started.append(run)
         wait_for_http(f"http://127.0.0.1:{metrics_port}/readyz", timeout=30)
-        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as response:
-            metrics = response.read().decode()
-        run.send_signal(signal.SIGTERM)
-        run.wait(timeout=10)
 
-        heading("6. Healed")
+        heading("6. Healed by the region pass")
         sessions = {s["NetworkInterfaceId"]: s for s in owned_sessions(ec2, "prod-web")}
         recreated = sessions.get(deleted["NetworkInterfaceId"])
         repaired = sessions.get(modified["NetworkInterfaceId"])
@@ -190,9 +268,17 @@ def main() -> int:
 
         heading("7. A few metrics from /metrics")
         wanted = ("vpcmirror_policy_coverage_ratio", "vpcmirror_sessions_", "vpcmirror_policy_network_interfaces{policy=\"prod-web\"")
-        for line in metrics.splitlines():
+        for line in scrape(metrics_url).splitlines():
             if line.startswith(wanted) or (line.startswith("vpcmirror_aws_calls_total") and "Traffic" in line):
                 print(line)
+
+        heading("8. Events alone: periodic resync is off, EventBridge messages arrive in SQS")
+        healed = event_act(ec2, sqs, queue_url, metrics_url, ids) and healed
+
+        run.send_signal(signal.SIGTERM)
+        run.wait(timeout=30)
+        left = int(sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]["ApproximateNumberOfMessages"])
+        print(f"\nController stopped on SIGTERM; {left} messages left in the queue.")
         return 0 if healed else 1
     finally:
         for process in reversed(started):

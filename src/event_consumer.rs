@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use crate::apply::ApplyOutcome;
 use crate::aws::ec2::Ec2;
 use crate::engine::{Engine, Mode};
-use crate::events::{classify, Classification, WakeEvent};
+use crate::events::{Classification, WakeEvent, classify};
 use crate::inventory::SourceScope;
 use crate::metrics::Metrics;
 use crate::policy::MirrorPolicy;
@@ -77,7 +77,12 @@ struct Received {
 }
 
 impl<E: Ec2 + 'static> Consumer<E> {
-    pub fn new(sqs: aws_sdk_sqs::Client, engine: Arc<Engine<E>>, policies: PolicySource, options: ConsumerOptions) -> Self {
+    pub fn new(
+        sqs: aws_sdk_sqs::Client,
+        engine: Arc<Engine<E>>,
+        policies: PolicySource,
+        options: ConsumerOptions,
+    ) -> Self {
         Consumer { sqs, engine, policies, options }
     }
 
@@ -186,7 +191,9 @@ impl<E: Ec2 + 'static> Consumer<E> {
                     if writes > 0 {
                         let healed_at = SystemTime::now();
                         for event in &events {
-                            if let Some(seconds) = age_seconds(event.event_time.as_deref().or(event.time.as_deref()), healed_at) {
+                            if let Some(seconds) =
+                                age_seconds(event.event_time.as_deref().or(event.time.as_deref()), healed_at)
+                            {
                                 self.metrics().heal_latency_seconds.observe(seconds);
                             }
                         }

@@ -153,9 +153,10 @@ macro_rules! read_all_pages {
 
 /// Reads the inventory that a request covers, and the catalog of targets and filters.
 ///
-/// A region read costs one paged sweep per resource type. A source read costs at most three
-/// calls (interfaces, instances, sessions) when `catalog` already covers the policies'
-/// filters, so an event never triggers a region-wide sweep.
+/// A region read costs one paged sweep per resource type. A source read of instances costs
+/// two calls (instances, sessions), and one of interfaces three (interfaces, instances,
+/// sessions), when `catalog` already covers the policies' filters, so an event never
+/// triggers a region-wide sweep.
 pub async fn read<E: Ec2>(
     ec2: &E,
     request: &InventoryRequest,
@@ -196,23 +197,22 @@ async fn read_region<E: Ec2>(
 }
 
 async fn read_sources<E: Ec2>(ec2: &E, sources: &SourceScope) -> Result<(Vec<Instance>, Vec<Session>), Ec2Error> {
-    let mut instance_ids = sources.instance_ids.clone();
-    if !sources.network_interface_ids.is_empty() {
-        let ids: Vec<String> = sources.network_interface_ids.iter().cloned().collect();
-        let attachments = read_all_pages!(|token| ec2.describe_network_interfaces(&ids, token));
-        instance_ids.extend(attachments.into_iter().filter_map(|a| a.instance_id));
+    // Named instances first: a launch event names the interfaces of the instances it names,
+    // and those need no DescribeNetworkInterfaces call.
+    let mut instances = read_instances_by_id(ec2, &sources.instance_ids).await?;
+    let read_interfaces: BTreeSet<&str> =
+        instances.iter().flat_map(|i| i.network_interfaces.iter().map(|n| n.id.as_str())).collect();
+    let other_interfaces: Vec<String> =
+        sources.network_interface_ids.iter().filter(|id| !read_interfaces.contains(id.as_str())).cloned().collect();
+    if !other_interfaces.is_empty() {
+        let attachments = read_all_pages!(|token| ec2.describe_network_interfaces(&other_interfaces, token));
+        let owners: BTreeSet<String> = attachments
+            .into_iter()
+            .filter_map(|a| a.instance_id)
+            .filter(|id| !sources.instance_ids.contains(id))
+            .collect();
+        instances.extend(read_instances_by_id(ec2, &owners).await?);
     }
-
-    // A filter on the id rather than InstanceIds: an instance that no longer exists is left
-    // out instead of failing the call. Every state is read, so that the sessions of stopped
-    // instances can be pruned.
-    let instances = if instance_ids.is_empty() {
-        Vec::new()
-    } else {
-        let filters = vec![("instance-id".to_string(), instance_ids.into_iter().collect())];
-        let query = InstanceQuery { instance_ids: vec![], filters };
-        read_all_pages!(|token| ec2.describe_instances(&query, token))
-    };
 
     let mut interface_ids: BTreeSet<String> = sources.network_interface_ids.clone();
     interface_ids.extend(instances.iter().flat_map(|i| i.network_interfaces.iter().map(|n| n.id.clone())));
@@ -223,6 +223,18 @@ async fn read_sources<E: Ec2>(ec2: &E, sources: &SourceScope) -> Result<(Vec<Ins
         read_all_pages!(|token| ec2.describe_sessions(&filters, token))
     };
     Ok((instances, sessions))
+}
+
+/// Reads instances in every state, so that the sessions of stopped instances can be pruned.
+/// A filter on the id rather than InstanceIds leaves out an instance that no longer exists
+/// instead of failing the call.
+async fn read_instances_by_id<E: Ec2>(ec2: &E, instance_ids: &BTreeSet<String>) -> Result<Vec<Instance>, Ec2Error> {
+    if instance_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let filters = vec![("instance-id".to_string(), instance_ids.iter().cloned().collect())];
+    let query = InstanceQuery { instance_ids: vec![], filters };
+    Ok(read_all_pages!(|token| ec2.describe_instances(&query, token)))
 }
 
 async fn read_catalog<E: Ec2>(ec2: &E, filter_ids: &BTreeSet<String>) -> Result<Catalog, Ec2Error> {

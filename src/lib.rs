@@ -9,6 +9,7 @@ pub mod attachment_index;
 pub mod aws;
 pub mod client_token;
 pub mod engine;
+pub mod event_consumer;
 pub mod events;
 pub mod instance_types;
 pub mod inventory;

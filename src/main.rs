@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -13,11 +14,12 @@ use vpc_mirror_controller::aws::config::{self, AwsSettings};
 use vpc_mirror_controller::aws::ec2::SdkEc2;
 use vpc_mirror_controller::aws::instrumented::Instrumented;
 use vpc_mirror_controller::engine::{Engine, Mode};
+use vpc_mirror_controller::event_consumer::{Consumer, ConsumerOptions};
 use vpc_mirror_controller::instance_types::{InstanceTypeSupport, parse_overrides};
 use vpc_mirror_controller::metrics::{self, Metrics};
 use vpc_mirror_controller::policy::MirrorPolicy;
 use vpc_mirror_controller::report::render_plans;
-use vpc_mirror_controller::{policy_files, standalone};
+use vpc_mirror_controller::{events, policy_files, standalone};
 
 /// Keeps an AWS Traffic Mirroring session on every network interface that a MirrorPolicy selects.
 #[derive(Parser, Debug)]
@@ -35,6 +37,15 @@ enum Command {
     Plan(PlanArgs),
     /// Print the MirrorPolicy CustomResourceDefinition as YAML.
     Crd,
+    /// Print, for each EventBridge message file, its kind and the resources it wakes, or why
+    /// it is ignored or invalid. Touches no AWS API.
+    Event {
+        /// Files holding one SQS message body each.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print the EventBridge event pattern that matches exactly the events the controller handles.
+    EventPattern,
 }
 
 #[derive(Args, Debug)]
@@ -81,9 +92,18 @@ struct RunArgs {
     #[arg(long = "policies", value_name = "PATH", required = true)]
     policies: Vec<PathBuf>,
 
-    /// Time between full reconcile passes, for example 5m or 90s.
+    /// Time between region passes, for example 5m or 90s; 0s runs one at start and leaves the
+    /// rest to events.
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
     resync_interval: Duration,
+
+    /// SQS queue that EventBridge fills with EC2 events; each message wakes a narrow reconcile.
+    #[arg(long, env = "VPCMIRROR_SQS_QUEUE_URL")]
+    sqs_queue_url: Option<String>,
+
+    /// Receive loops on the SQS queue.
+    #[arg(long, default_value_t = 2)]
+    sqs_workers: usize,
 
     /// Stop after one pass; the exit code is non-zero when the pass failed.
     #[arg(long)]
@@ -113,10 +133,11 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+/// Builds the engine and returns the AWS configuration it was built from, for the SQS client.
 async fn build_engine(
     args: &AwsArgs,
-    metrics: std::sync::Arc<Metrics>,
-) -> anyhow::Result<Engine<Instrumented<SdkEc2>>> {
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<(Engine<Instrumented<SdkEc2>>, aws_config::SdkConfig)> {
     let overrides = parse_overrides(&args.instance_type_overrides).map_err(anyhow::Error::msg)?;
     let settings = AwsSettings {
         endpoint_url: args.aws_endpoint_url.clone(),
@@ -128,13 +149,15 @@ async fn build_engine(
         anyhow::bail!("no AWS region configured: set --region or AWS_REGION");
     }
     let ec2 = Instrumented::new(SdkEc2::new(config::ec2_client(&sdk_config)), metrics.clone());
-    Ok(Engine::new(ec2, args.cluster_name.clone(), InstanceTypeSupport::new(overrides), metrics))
+    let engine = Engine::new(ec2, args.cluster_name.clone(), InstanceTypeSupport::new(overrides), metrics);
+    Ok((engine, sdk_config))
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     init_logging(args.aws.log_format);
     let metrics = Metrics::new();
-    let engine = build_engine(&args.aws, metrics.clone()).await?;
+    let (engine, sdk_config) = build_engine(&args.aws, metrics.clone()).await?;
+    let engine = Arc::new(engine);
     if args.metrics_addr != "off" {
         let address: SocketAddr = args.metrics_addr.parse().map_err(|e| {
             anyhow::anyhow!("invalid --metrics-addr {:?}: {e}; use HOST:PORT or off", args.metrics_addr)
@@ -144,20 +167,36 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("failed to listen on --metrics-addr {address}: {e}"))?;
         tokio::spawn(metrics::serve(listener, metrics.clone()));
     }
+    let consumer = args.sqs_queue_url.map(|queue_url| {
+        let sqs = aws_sdk_sqs::Client::new(&sdk_config);
+        let mut options = ConsumerOptions::new(queue_url);
+        options.workers = args.sqs_workers;
+        let policies = standalone::file_policy_source(args.policies.clone());
+        Arc::new(Consumer::new(sqs, engine.clone(), policies, options))
+    });
     let options = standalone::StandaloneOptions {
         policy_paths: args.policies,
-        resync_interval: args.resync_interval,
+        resync_interval: (!args.resync_interval.is_zero()).then_some(args.resync_interval),
         once: args.once,
     };
-    standalone::run(&engine, &options).await
+    standalone::run(engine, &options, consumer).await
 }
 
 async fn plan(args: PlanArgs) -> anyhow::Result<()> {
     init_logging(args.aws.log_format);
     let policies = policy_files::load(&args.policies)?;
-    let engine = build_engine(&args.aws, Metrics::new()).await?;
+    let (engine, _) = build_engine(&args.aws, Metrics::new()).await?;
     let reports = engine.reconcile(&policies, Mode::DryRun).await?;
     print!("{}", render_plans(&reports));
+    Ok(())
+}
+
+/// Prints one line per message file: its kind and scope, or why it is ignored or invalid.
+fn explain_events(files: &[PathBuf]) -> anyhow::Result<()> {
+    for file in files {
+        let body = std::fs::read(file).map_err(|e| anyhow::anyhow!("failed to read {}: {e}", file.display()))?;
+        println!("{}: {}", file.display(), events::classify(&body));
+    }
     Ok(())
 }
 
@@ -170,6 +209,10 @@ async fn main() -> ExitCode {
         Command::Crd => {
             serde_norway::to_string(&MirrorPolicy::crd()).map(|yaml| print!("{yaml}")).map_err(anyhow::Error::from)
         }
+        Command::Event { files } => explain_events(&files),
+        Command::EventPattern => serde_json::to_string_pretty(&events::event_pattern())
+            .map(|json| println!("{json}"))
+            .map_err(anyhow::Error::from),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

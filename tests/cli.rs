@@ -146,3 +146,41 @@ fn bad_override_is_rejected() {
     assert!(!run.status.success());
     assert!(err.contains("invalid verdict \"yes\""), "{err}");
 }
+
+#[test]
+fn template_pattern_matches_printed() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/eventbridge-sqs.yaml");
+    let template: serde_norway::Value = serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let in_template = serde_json::to_value(&template["Resources"]["EventRule"]["Properties"]["EventPattern"]).unwrap();
+
+    let output = binary().arg("event-pattern").output().unwrap();
+    let printed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+
+    assert!(output.status.success());
+    assert_eq!(printed, vpc_mirror_controller::events::event_pattern());
+    assert!(
+        in_template == printed,
+        "deploy/eventbridge-sqs.yaml has another pattern than `event-pattern` prints:\n{in_template:#}"
+    );
+}
+
+#[test]
+fn event_command_explains_files() {
+    let events = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/events");
+
+    let output = binary()
+        .arg("event")
+        .arg(events.join("delete-traffic-mirror-session.json"))
+        .arg(events.join("not-json.txt"))
+        .arg(events.join("run-instances-failed.json"))
+        .output()
+        .unwrap();
+
+    let (out, err) = text(&output);
+    assert!(output.status.success(), "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3);
+    assert!(lines[0].contains("wake DeleteTrafficMirrorSession: sessions tms-0dd44ee55ff660001"), "{out}");
+    assert!(lines[1].contains("invalid message (NotJson)"), "{out}");
+    assert!(lines[2].contains("ignored RunInstances (FailedApiCall)"), "{out}");
+}

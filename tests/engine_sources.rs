@@ -200,3 +200,16 @@ async fn source_pass_without_catalog_reads_it() {
     assert_eq!(engine.ec2.calls("DescribeTrafficMirrorFilters"), 1);
     assert_eq!(engine.ec2.sessions().iter().filter(|s| s.network_interface_id == enis[0]).count(), 1);
 }
+
+#[tokio::test]
+async fn launch_with_interfaces_costs_two_reads() {
+    let world = World::converged().await;
+    let (instance, enis) = world.ec2().add_instance("m5.large", &[("env", "prod")], &["interface", "interface"]);
+
+    // A RunInstances record names the instance and its interfaces.
+    world.reconcile(&[&instance], &[&enis[0], &enis[1]]).await;
+
+    assert_eq!(world.ec2().calls("DescribeNetworkInterfaces"), 0);
+    assert_eq!(world.reads(), 2);
+    assert_eq!(world.ec2().write_calls(), 2);
+}

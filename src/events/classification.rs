@@ -66,7 +66,7 @@ impl EventScope {
     }
 }
 
-/// Why a well-formed event wakes nothing.
+/// Reason that a well-formed event wakes nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum IgnoreReason {
     /// The CloudTrail record has an `errorCode`, so the call changed nothing.
@@ -109,7 +109,7 @@ impl IgnoreReason {
     }
 }
 
-/// Why a message body can never be handled.
+/// Reason that a message body can never be handled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum InvalidReason {
     /// The body is not valid UTF-8 JSON.
@@ -152,8 +152,8 @@ impl fmt::Display for InvalidReason {
     }
 }
 
-/// Writes one line per message. Ids and details come from the message, so line breaks and
-/// control characters in them are escaped.
+/// Writes one line per message. Ids and details come from the message, so control characters
+/// in them, line breaks included, are escaped.
 impl fmt::Display for Classification {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -163,20 +163,29 @@ impl fmt::Display for Classification {
                 write!(formatter, "ignored {kind} ({reason}): {}", reason.description())
             }
             Classification::Invalid { reason, detail } => {
-                write!(formatter, "invalid message ({reason}): {}", detail.escape_debug())
+                write!(formatter, "invalid message ({reason}): ")?;
+                write_escaped(formatter, detail)
             }
         }
     }
 }
 
+/// Writes for example `wake RunInstances: instances i-1 i-2; network interfaces eni-1 (event
+/// 380fd523-..., region us-east-1, time 2026-11-20T10:15:30Z)`.
 impl fmt::Display for WakeEvent {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(formatter, "wake {}: {}", self.kind, self.scope)?;
         let context = [("event", &self.event_id), ("region", &self.region), ("time", &self.time)];
+        let mut separator = " (";
         for (label, value) in context {
             if let Some(value) = value {
-                write!(formatter, ", {label} {}", value.escape_debug())?;
+                write!(formatter, "{separator}{label} ")?;
+                write_escaped(formatter, value)?;
+                separator = ", ";
             }
+        }
+        if separator == ", " {
+            formatter.write_str(")")?;
         }
         Ok(())
     }
@@ -188,20 +197,30 @@ impl fmt::Display for EventScope {
         if self.is_empty() {
             return formatter.write_str("nothing named");
         }
-        let mut first_set = true;
+        let mut separator = "";
         for (label, ids) in self.labelled_sets() {
             if ids.is_empty() {
                 continue;
             }
-            if !first_set {
-                formatter.write_str("; ")?;
-            }
-            first_set = false;
-            formatter.write_str(label)?;
+            write!(formatter, "{separator}{label}")?;
+            separator = "; ";
             for id in ids {
-                write!(formatter, " {}", id.escape_debug())?;
+                formatter.write_str(" ")?;
+                write_escaped(formatter, id)?;
             }
         }
         Ok(())
     }
+}
+
+/// Writes `text` with control characters escaped, so that the output stays on one line.
+fn write_escaped(formatter: &mut fmt::Formatter<'_>, text: &str) -> fmt::Result {
+    for character in text.chars() {
+        if character.is_control() {
+            write!(formatter, "{}", character.escape_default())?;
+        } else {
+            write!(formatter, "{character}")?;
+        }
+    }
+    Ok(())
 }

@@ -22,7 +22,7 @@ pub(crate) const SESSION_PREFIX: &str = "tms-";
 pub(crate) const TARGET_PREFIX: &str = "tmt-";
 pub(crate) const FILTER_PREFIX: &str = "tmf-";
 
-/// Why a handled event cannot be parsed, with the path of the offending field.
+/// Parse failure of a handled event, with a message that names the offending field.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Malformed {
     pub reason: InvalidReason,
@@ -78,9 +78,9 @@ pub(crate) fn optional_string<'a>(value: &'a Value, key: &str, path: &str) -> Re
     }
 }
 
-/// Returns the elements of a list in any of the shapes CloudTrail produces: an array, an object
-/// with `items` or `item` holding an array or a single element, a single element without the
-/// wrapper, or an empty object, empty string or null for an empty list.
+/// Returns the elements of a list in any of the shapes CloudTrail produces. A list is an array,
+/// or an object whose `items` or `item` member is an array or a single element, or a single
+/// element without that wrapper. An empty object, an empty string and null are empty lists.
 pub(crate) fn list_elements<'a>(value: Option<&'a Value>, path: &str) -> Result<Vec<&'a Value>, Malformed> {
     let Some(value) = value else {
         return Ok(Vec::new());
@@ -145,13 +145,13 @@ pub(crate) fn checked_id(id: &str, prefix: &str, path: &str) -> Result<String, M
     if has_id_form(id, prefix) {
         return Ok(id.to_string());
     }
-    let mut shown: String = id.chars().take(64).collect();
-    if shown.len() < id.len() {
-        shown.push_str("...");
+    let mut excerpt: String = id.chars().take(64).collect();
+    if excerpt.len() < id.len() {
+        excerpt.push_str("...");
     }
     Err(Malformed {
         reason: InvalidReason::MalformedId,
-        detail: format!("{path} is {shown:?}, which is not an id of the form {prefix}<letters and digits>"),
+        detail: format!("{path} is {excerpt:?}, which is not an id of the form {prefix}<letters and digits>"),
     })
 }
 

@@ -2,7 +2,7 @@
 //!
 //! `classify` turns one message body into a `Classification`: a wake of named resources, an
 //! ignored event or an invalid body. It makes no AWS or network calls and never panics. Events
-//! are hints that narrow and speed up a reconcile; the resync timer remains the guarantee.
+//! are hints that narrow and speed up a reconcile, and the resync timer remains the guarantee.
 //!
 //! Handled kinds are listed once, in `EventKind::ALL`. The registry that picks a parser and the
 //! EventBridge pattern from `event_pattern` are both built from that list.

@@ -4,11 +4,11 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::kind::{CLOUDTRAIL_DETAIL_TYPE, EC2_EVENT_SOURCE, EventKind, RUNNING_STATE, STATE_CHANGE_DETAIL_TYPE};
+use super::kind::{EC2_EVENT_SOURCE, EventKind, RUNNING_STATE, STATE_CHANGE_DETAIL_TYPE};
 
 /// Returns the EventBridge event pattern for exactly the kinds in `EventKind::ALL`.
 ///
-/// One object cannot say "these event names, but only for CloudTrail records", so the pattern
+/// One object cannot express "these event names, but only for CloudTrail records", so the pattern
 /// has one `$or` branch per (source, detail-type): CloudTrail records of the handled EC2 calls,
 /// and state-change notifications to `running`. The CloudTrail branch also requires that
 /// `errorCode` is absent, because a failed call wakes nothing and need not reach the queue.
@@ -59,6 +59,7 @@ fn native_branch(source: &str, detail_type: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::kind::CLOUDTRAIL_DETAIL_TYPE;
 
     #[test]
     fn pattern_lists_cloudtrail_names_once() {

@@ -1,8 +1,6 @@
 //! The registry of handled events: it maps (source, detail-type) and, for CloudTrail records,
 //! the event name to an event kind and its parser.
 
-use serde_json::Value;
-
 use super::classification::{Classification, IgnoreReason, WakeEvent};
 use super::envelope::{Envelope, text};
 use super::fields::{Malformed, member, optional_string};
@@ -18,7 +16,7 @@ pub(crate) fn lookup(source: &str, detail_type: &str, event_name: Option<&str>) 
     })
 }
 
-/// Returns true when the kinds registered for (source, detail-type) are told apart by the
+/// Returns true when the kinds registered for (source, detail-type) are distinguished by the
 /// CloudTrail event name.
 fn keyed_by_event_name(source: &str, detail_type: &str) -> bool {
     EventKind::ALL.into_iter().any(|kind| {
@@ -97,7 +95,7 @@ pub(crate) fn classify_envelope(envelope: &Envelope) -> Result<Classification, M
 mod tests {
     use std::collections::BTreeSet;
 
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     use super::*;
     use crate::events::envelope::parse_envelope;

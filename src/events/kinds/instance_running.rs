@@ -7,9 +7,8 @@ use crate::events::classification::{EventScope, IgnoreReason};
 use crate::events::fields::{INSTANCE_PREFIX, Malformed, optional_string};
 use crate::events::kind::RUNNING_STATE;
 
-/// Reads `detail.instance-id` and `detail.state`. Only `running` wakes a reconcile: the other
-/// states either come before it (`pending`) or leave sessions in place until the resync prunes
-/// them (`stopping`, `stopped`, `shutting-down`, `terminated`).
+/// Reads `detail.instance-id` and `detail.state`. Only `running` wakes a reconcile. `pending`
+/// comes before it, and the resync prunes the sessions that stopping or terminating leaves.
 pub(crate) fn parse(detail: &Value) -> Result<Outcome, Malformed> {
     let state_path = "detail.state";
     let state = optional_string(detail, "state", state_path)?.ok_or_else(|| Malformed::missing(state_path))?;

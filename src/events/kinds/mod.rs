@@ -24,7 +24,7 @@ use serde_json::Value;
 use super::classification::{EventScope, IgnoreReason};
 use super::fields::{Malformed, action_block, checked_id, member, optional_string};
 
-/// What a parser found in a well-formed event.
+/// Result of parsing a well-formed event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Outcome {
     /// The event names these resources. An empty scope is reported as `NothingNamed`.

@@ -26,8 +26,8 @@ pub(crate) fn parse_create(detail: &Value) -> Result<Outcome, Malformed> {
     scope_of(found)
 }
 
-/// The request names only `TrafficMirrorFilterRuleId`. The response returns the modified rule,
-/// whose `trafficMirrorFilterId` names the filter. Without it the event names nothing.
+/// Reads the `trafficMirrorFilterId` of the modified rule in the response, because the request
+/// names only `TrafficMirrorFilterRuleId`. Without the response the event names nothing.
 pub(crate) fn parse_modify(detail: &Value) -> Result<Outcome, Malformed> {
     match filter_id(detail, "ModifyTrafficMirrorFilterRule")? {
         Some(found) => scope_of(found),
@@ -71,9 +71,9 @@ mod tests {
     use crate::events::classification::InvalidReason;
     use crate::events::kinds::test_support::{cloudtrail_detail, ids, malformed, woken_scope};
 
-    // The request and response members follow the EC2 API reference of the three actions. The
-    // `<Action>Request` and `<Action>Response` wrappers follow the other traffic-mirror records;
-    // no real filter rule record was available.
+    // The request and response members follow the EC2 API reference of the three actions. No
+    // real filter rule record was available, so the `<Action>Request` and `<Action>Response`
+    // wrappers are assumed from the other traffic-mirror records.
 
     #[test]
     fn create_rule_names_filter() {

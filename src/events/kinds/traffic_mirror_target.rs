@@ -39,7 +39,7 @@ mod tests {
 
     #[test]
     fn delete_target_with_moto_style_id() {
-        // moto names targets `traf-mir-tar-...`; AWS uses `tmt-...`, and only AWS sends events.
+        // moto names targets `traf-mir-tar-...`, but only AWS sends events, and AWS uses `tmt-...`.
         let request = json!({"DeleteTrafficMirrorTargetRequest": {"TrafficMirrorTargetId": "traf-mir-tar-0ee55ff6"}});
         let error = malformed(parse_delete, &cloudtrail_detail("DeleteTrafficMirrorTarget", request, json!(null)));
         assert_eq!(error.reason, InvalidReason::MalformedId);

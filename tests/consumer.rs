@@ -1,0 +1,274 @@
+//! The SQS consumer against moto's SQS, with the in-memory EC2 behind the engine so that
+//! faults and call counts are exact.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use support::moto::MotoServer;
+use support::prod_policy;
+use vpc_mirror_controller::aws::error::{Ec2Error, ErrorKind};
+use vpc_mirror_controller::aws::fake::FakeEc2;
+use vpc_mirror_controller::engine::{Engine, Mode};
+use vpc_mirror_controller::event_consumer::{BatchOutcome, Consumer, ConsumerOptions, PolicySource};
+use vpc_mirror_controller::instance_types::InstanceTypeSupport;
+use vpc_mirror_controller::metrics::Metrics;
+use vpc_mirror_controller::policy::MirrorPolicy;
+
+struct Setup {
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+    engine: Arc<Engine<FakeEc2>>,
+    consumer: Consumer<FakeEc2>,
+    target: String,
+}
+
+/// A converged fleet of one instance, a fresh queue with a one-second visibility timeout, and
+/// a consumer that polls briefly.
+async fn setup(queue: &str) -> Setup {
+    let moto = MotoServer::shared();
+    let sqs = aws_sdk_sqs::Client::new(&moto.sdk_config().await);
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(queue)
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout, "1")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+
+    let ec2 = FakeEc2::new();
+    let target = ec2.add_target(None);
+    let filter = ec2.add_filter();
+    ec2.add_instance("m5.large", &[("env", "prod")], &["interface"]);
+    let policy = prod_policy("web", &target, &filter, "");
+    let engine = Arc::new(Engine::new(ec2, "test", InstanceTypeSupport::default(), Metrics::new()));
+    engine.reconcile(std::slice::from_ref(&policy), Mode::Apply).await.unwrap();
+    engine.ec2.reset_calls();
+
+    let policies: PolicySource = Arc::new(move || Ok::<Vec<MirrorPolicy>, anyhow::Error>(vec![policy.clone()]));
+    let mut options = ConsumerOptions::new(queue_url.clone());
+    options.wait_time = Duration::from_secs(1);
+    let consumer = Consumer::new(sqs.clone(), engine.clone(), policies, options);
+    Setup { sqs, queue_url, engine, consumer, target }
+}
+
+impl Setup {
+    async fn send(&self, body: &str) {
+        self.sqs.send_message().queue_url(&self.queue_url).message_body(body).send().await.unwrap();
+    }
+
+    /// Receives until a batch with messages arrives, or five empty polls.
+    async fn handle(&self) -> BatchOutcome {
+        for _ in 0..5 {
+            let outcome = self.consumer.receive_and_handle().await;
+            if outcome != BatchOutcome::default() {
+                return outcome;
+            }
+        }
+        BatchOutcome::default()
+    }
+
+    async fn queued(&self) -> usize {
+        let attributes = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&self.queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .unwrap();
+        attributes.attributes().unwrap().values().map(|v| v.parse::<usize>().unwrap()).sum()
+    }
+}
+
+fn run_instances_message(instance_id: &str) -> String {
+    serde_json::json!({
+        "version": "0",
+        "id": format!("event-{instance_id}"),
+        "detail-type": "AWS API Call via CloudTrail",
+        "source": "aws.ec2",
+        "account": "111122223333",
+        "time": "2026-11-20T10:15:30Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": {
+            "eventTime": "2026-11-20T10:15:27Z",
+            "eventSource": "ec2.amazonaws.com",
+            "eventName": "RunInstances",
+            "awsRegion": "us-east-1",
+            "requestParameters": {"instancesSet": {"items": [{"minCount": 1, "maxCount": 1}]}},
+            "responseElements": {"instancesSet": {"items": [{"instanceId": instance_id}]}}
+        }
+    })
+    .to_string()
+}
+
+fn delete_session_message(session_id: &str) -> String {
+    serde_json::json!({
+        "version": "0",
+        "id": format!("event-{session_id}"),
+        "detail-type": "AWS API Call via CloudTrail",
+        "source": "aws.ec2",
+        "account": "111122223333",
+        "time": "2026-11-20T10:15:30Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": {
+            "eventTime": "2026-11-20T10:15:27Z",
+            "eventSource": "ec2.amazonaws.com",
+            "eventName": "DeleteTrafficMirrorSession",
+            "awsRegion": "us-east-1",
+            "requestParameters": {"DeleteTrafficMirrorSessionRequest": {"TrafficMirrorSessionId": session_id}},
+            "responseElements": {"DeleteTrafficMirrorSessionResponse": {"trafficMirrorSessionId": session_id}}
+        }
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn handled_message_is_deleted() {
+    let s = setup("handled_message_is_deleted").await;
+    let (instance, enis) = s.engine.ec2.add_instance("m5.large", &[("env", "prod")], &["interface", "interface"]);
+    s.send(&run_instances_message(&instance)).await;
+
+    let outcome = s.handle().await;
+
+    assert_eq!(outcome.deleted, 1);
+    assert_eq!(outcome.writes, 2);
+    assert_eq!(s.queued().await, 0);
+    for eni in &enis {
+        assert_eq!(s.engine.ec2.sessions().iter().filter(|x| &x.network_interface_id == eni).count(), 1);
+    }
+    assert_eq!(s.engine.ec2.calls("DescribeInstances"), 1);
+    assert_eq!(s.engine.ec2.calls("DescribeTrafficMirrorSessions"), 1);
+}
+
+#[tokio::test]
+async fn unparseable_message_is_deleted() {
+    let s = setup("unparseable_message_is_deleted").await;
+    s.send("this is not an EventBridge message").await;
+
+    let outcome = s.handle().await;
+
+    assert_eq!(outcome.invalid, 1);
+    assert_eq!(outcome.deleted, 1);
+    assert_eq!(s.queued().await, 0);
+    assert_eq!(s.engine.ec2.call_counts().len(), 0);
+    let text = s.engine.metrics.render();
+    assert!(text.contains(r#"vpcmirror_event_messages_invalid_total{reason="NotJson"} 1"#), "{text}");
+}
+
+#[tokio::test]
+async fn unhandled_kind_is_deleted() {
+    let s = setup("unhandled_kind_is_deleted").await;
+    let body = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/events/unrelated-console-sign-in.json"
+    ))
+    .unwrap();
+    s.send(&body).await;
+
+    let outcome = s.handle().await;
+
+    assert_eq!(outcome.ignored, 1);
+    assert_eq!(outcome.deleted, 1);
+    assert_eq!(s.queued().await, 0);
+}
+
+#[tokio::test]
+async fn transient_failure_keeps_message() {
+    let s = setup("transient_failure_keeps_message").await;
+    let (instance, enis) = s.engine.ec2.add_instance("m5.large", &[("env", "prod")], &["interface"]);
+    let timeout = Ec2Error {
+        operation: "DescribeInstances",
+        kind: ErrorKind::Transient,
+        code: None,
+        message: "timed out".into(),
+    };
+    s.engine.ec2.fail_next("DescribeInstances", timeout);
+    s.send(&run_instances_message(&instance)).await;
+
+    let first = s.handle().await;
+    let queued_after_failure = s.queued().await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let second = s.handle().await;
+
+    assert_eq!(first.kept, 1);
+    assert_eq!(first.deleted, 0);
+    assert_eq!(queued_after_failure, 1);
+    assert_eq!(second.deleted, 1);
+    assert_eq!(second.writes, 1);
+    assert_eq!(s.queued().await, 0);
+    assert_eq!(s.engine.ec2.sessions().iter().filter(|x| x.network_interface_id == enis[0]).count(), 1);
+}
+
+#[tokio::test]
+async fn duplicate_delivery_is_harmless() {
+    let s = setup("duplicate_delivery_is_harmless").await;
+    let (instance, enis) = s.engine.ec2.add_instance("m5.large", &[("env", "prod")], &["interface"]);
+    let body = run_instances_message(&instance);
+    s.send(&body).await;
+    s.send(&body).await;
+
+    let mut outcomes = vec![s.handle().await];
+    if s.queued().await > 0 {
+        outcomes.push(s.handle().await);
+    }
+
+    assert_eq!(outcomes.iter().map(|o| o.deleted).sum::<usize>(), 2);
+    assert_eq!(outcomes.iter().map(|o| o.writes).sum::<usize>(), 1);
+    assert_eq!(s.engine.ec2.sessions().iter().filter(|x| x.network_interface_id == enis[0]).count(), 1);
+}
+
+#[tokio::test]
+async fn delete_before_launch_is_harmless() {
+    let s = setup("delete_before_launch_is_harmless").await;
+    let victim = s.engine.ec2.sessions().remove(0);
+    let (instance, enis) = s.engine.ec2.add_instance("m5.large", &[("env", "prod")], &["interface"]);
+    s.engine.ec2.delete_session_directly(&victim.id);
+    // The later event first: the session deletion, then the older launch.
+    s.send(&delete_session_message(&victim.id)).await;
+    s.handle().await;
+    s.send(&run_instances_message(&instance)).await;
+    s.handle().await;
+    // A redelivery of the deletion after everything healed.
+    s.send(&delete_session_message(&victim.id)).await;
+    let last = s.handle().await;
+
+    let sessions = s.engine.ec2.sessions();
+    assert_eq!(sessions.iter().filter(|x| x.network_interface_id == victim.network_interface_id).count(), 1);
+    assert_eq!(sessions.iter().filter(|x| x.network_interface_id == enis[0]).count(), 1);
+    assert!(sessions.iter().all(|x| x.target_id == s.target));
+    assert_eq!(last.writes, 0);
+    assert_eq!(s.queued().await, 0);
+}
+
+#[tokio::test]
+async fn unknown_session_changes_nothing() {
+    let s = setup("unknown_session_changes_nothing").await;
+    s.send(&delete_session_message("tms-0ffffffffffffffff")).await;
+
+    let outcome = s.handle().await;
+
+    assert_eq!(outcome.deleted, 1);
+    assert_eq!(outcome.writes, 0);
+    assert_eq!(s.engine.ec2.call_counts().values().sum::<usize>(), 0);
+}
+
+#[tokio::test]
+async fn workers_stop_on_signal() {
+    let s = setup("workers_stop_on_signal").await;
+    let consumer = Arc::new(s.consumer);
+    let (stop_sender, stop) = tokio::sync::watch::channel(false);
+    let running = tokio::spawn(consumer.run(stop));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    stop_sender.send(true).unwrap();
+    let stopped = tokio::time::timeout(Duration::from_secs(5), running).await;
+
+    assert!(stopped.is_ok(), "the workers did not stop within 5 s");
+}
