@@ -272,3 +272,113 @@ async fn workers_stop_on_signal() {
 
     assert!(stopped.is_ok(), "the workers did not stop within 5 s");
 }
+
+/// Reads one sample message and replaces its invented ids with the fake's.
+fn sample(file: &str, replacements: &[(&str, &str)]) -> String {
+    let path = format!("{}/../shared/events/{file}", env!("CARGO_MANIFEST_DIR"));
+    let mut body = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("failed to read {path}: {e}"));
+    for (from, to) in replacements {
+        assert!(body.contains(from), "{file} does not name {from}");
+        body = body.replace(from, to);
+    }
+    body
+}
+
+const READS: [&str; 5] = [
+    "DescribeInstances",
+    "DescribeNetworkInterfaces",
+    "DescribeTrafficMirrorSessions",
+    "DescribeTrafficMirrorTargets",
+    "DescribeTrafficMirrorFilters",
+];
+
+impl Setup {
+    /// Handles one message from a clean call count, and returns (reads, writes).
+    async fn cost_of(&self, body: &str) -> (usize, usize) {
+        self.engine.ec2.reset_calls();
+        self.send(body).await;
+        let outcome = self.handle().await;
+        assert_eq!(outcome.deleted, 1, "the message was not handled: {outcome:?}");
+        let reads = READS.iter().map(|op| self.engine.ec2.calls(op)).sum();
+        (reads, self.engine.ec2.write_calls())
+    }
+
+    fn attachment_of(&self, instance_id: &str, eni: &str) -> String {
+        let mut attachment = None;
+        self.engine.ec2.update_instance(instance_id, |i| {
+            attachment = i.network_interfaces.iter().find(|n| n.id == eni).and_then(|n| n.attachment_id.clone());
+        });
+        attachment.expect("the interface is attached")
+    }
+}
+
+#[tokio::test]
+async fn each_event_kind_keeps_budget() {
+    let s = setup("each_event_kind_keeps_budget").await;
+    let ec2 = &s.engine.ec2;
+    let prod = [("env", "prod")];
+
+    let (first, first_enis) = ec2.add_instance("m5.large", &prod, &["interface", "interface"]);
+    let (second, second_enis) = ec2.add_instance("m5.large", &prod, &["interface"]);
+    let launch = sample(
+        "run-instances.json",
+        &[
+            ("i-0aa11bb22cc33dd01", &first),
+            ("i-0aa11bb22cc33dd02", &second),
+            ("eni-0aa11bb22cc33dd11", &first_enis[0]),
+            ("eni-0aa11bb22cc33dd12", &first_enis[1]),
+            ("eni-0aa11bb22cc33dd21", &second_enis[0]),
+        ],
+    );
+    assert_eq!(s.cost_of(&launch).await, (2, 3));
+
+    let (started_a, _) = ec2.add_instance("m5.large", &prod, &["interface"]);
+    let (started_b, _) = ec2.add_instance("m5.large", &prod, &["interface"]);
+    let start = sample("start-instances.json", &[("i-0bb22cc33dd44ee01", &started_a), ("i-0bb22cc33dd44ee02", &started_b)]);
+    assert_eq!(s.cost_of(&start).await, (2, 2));
+
+    let (running, _) = ec2.add_instance("m5.large", &prod, &["interface"]);
+    let state = sample("instance-state-running.json", &[("i-0cc33dd44ee55ff02", &running)]);
+    assert_eq!(s.cost_of(&state).await, (2, 1));
+
+    let attached = ec2.attach_interface(&first);
+    let attachment = s.attachment_of(&first, &attached);
+    let attach = sample(
+        "attach-network-interface.json",
+        &[("i-0aa11bb22cc33dd01", &first), ("eni-0cc33dd44ee55ff01", &attached), ("eni-attach-0cc33dd44ee55ff01", &attachment)],
+    );
+    let (reads, writes) = s.cost_of(&attach).await;
+    assert!(reads <= 3, "AttachNetworkInterface read {reads} times");
+    assert_eq!(writes, 1);
+
+    let (tagged, tagged_enis) = ec2.add_instance("m5.large", &[], &["interface", "interface"]);
+    ec2.update_instance(&tagged, |i| {
+        i.tags.insert("env".into(), "prod".into());
+    });
+    let tags = sample("create-tags.json", &[("i-0bb22cc33dd44ee01", &tagged)]);
+    assert_eq!(s.cost_of(&tags).await, (2, tagged_enis.len()));
+
+    let victim = ec2.sessions().into_iter().find(|x| x.network_interface_id == second_enis[0]).unwrap();
+    ec2.delete_session_directly(&victim.id);
+    let delete = sample("delete-traffic-mirror-session.json", &[("tms-0dd44ee55ff660001", &victim.id)]);
+    assert_eq!(s.cost_of(&delete).await, (3, 1));
+
+    let drifted = ec2.sessions().into_iter().find(|x| x.network_interface_id == first_enis[0]).unwrap();
+    let elsewhere = ec2.add_target(None);
+    ec2.modify_session_directly(&drifted.id, |x| x.target_id = elsewhere.clone());
+    let modify = sample(
+        "modify-traffic-mirror-session.json",
+        &[("tms-0dd44ee55ff660002", &drifted.id), ("eni-0aa11bb22cc33dd11", &first_enis[0])],
+    );
+    let (reads, writes) = s.cost_of(&modify).await;
+    assert!(reads <= 3, "ModifyTrafficMirrorSession read {reads} times");
+    assert_eq!(writes, 1);
+
+    // The engine learned the attachment id in a region pass, as the controller does at start.
+    let policies = vec![prod_policy("web", &s.target, &ec2.sessions()[0].filter_id, "")];
+    s.engine.reconcile(&policies, Mode::Apply).await.unwrap();
+    ec2.detach_interface(&attached);
+    let detach = sample("detach-network-interface.json", &[("eni-attach-0cc33dd44ee55ff01", &attachment)]);
+    assert_eq!(s.cost_of(&detach).await, (2, 1));
+    assert!(ec2.sessions().iter().all(|x| x.network_interface_id != attached));
+}

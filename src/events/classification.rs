@@ -6,6 +6,8 @@ use std::fmt;
 use super::kind::EventKind;
 
 /// The outcome of classifying one message body.
+// Wake is the common variant, so boxing it would add an allocation to most messages.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Classification {
     /// A handled event that wakes a reconcile of the named resources. The scope is never empty.

@@ -24,10 +24,10 @@ pub(crate) fn parse(detail: &Value) -> Result<Outcome, Malformed> {
     }
 
     let attachment_path = "detail.responseElements.attachmentId";
-    if let Some(response) = response_elements(detail) {
-        if let Some(attachment_id) = optional_string(response, "attachmentId", attachment_path)? {
-            insert_id(&mut scope.attachment_ids, attachment_id, ATTACHMENT_PREFIX, attachment_path)?;
-        }
+    if let Some(response) = response_elements(detail)
+        && let Some(attachment_id) = optional_string(response, "attachmentId", attachment_path)?
+    {
+        insert_id(&mut scope.attachment_ids, attachment_id, ATTACHMENT_PREFIX, attachment_path)?;
     }
     Ok(Outcome::Wake(scope))
 }
