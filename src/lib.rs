@@ -13,6 +13,7 @@ pub mod event_consumer;
 pub mod events;
 pub mod instance_types;
 pub mod inventory;
+pub mod kubernetes;
 pub mod metrics;
 pub mod ownership;
 pub mod plan;

@@ -334,7 +334,8 @@ async fn each_event_kind_keeps_budget() {
 
     let (started_a, _) = ec2.add_instance("m5.large", &prod, &["interface"]);
     let (started_b, _) = ec2.add_instance("m5.large", &prod, &["interface"]);
-    let start = sample("start-instances.json", &[("i-0bb22cc33dd44ee01", &started_a), ("i-0bb22cc33dd44ee02", &started_b)]);
+    let start =
+        sample("start-instances.json", &[("i-0bb22cc33dd44ee01", &started_a), ("i-0bb22cc33dd44ee02", &started_b)]);
     assert_eq!(s.cost_of(&start).await, (2, 2));
 
     let (running, _) = ec2.add_instance("m5.large", &prod, &["interface"]);
@@ -345,7 +346,11 @@ async fn each_event_kind_keeps_budget() {
     let attachment = s.attachment_of(&first, &attached);
     let attach = sample(
         "attach-network-interface.json",
-        &[("i-0aa11bb22cc33dd01", &first), ("eni-0cc33dd44ee55ff01", &attached), ("eni-attach-0cc33dd44ee55ff01", &attachment)],
+        &[
+            ("i-0aa11bb22cc33dd01", &first),
+            ("eni-0cc33dd44ee55ff01", &attached),
+            ("eni-attach-0cc33dd44ee55ff01", &attachment),
+        ],
     );
     let (reads, writes) = s.cost_of(&attach).await;
     assert!(reads <= 3, "AttachNetworkInterface read {reads} times");
