@@ -8,11 +8,12 @@ use std::time::Instant;
 use crate::apply::{ApplyContext, apply};
 use crate::attachment_index::AttachmentIndex;
 use crate::aws::ec2::Ec2;
-use crate::aws::error::Ec2Error;
+use crate::aws::error::{Ec2Error, code};
 use crate::instance_types::InstanceTypeSupport;
 use crate::inventory::{self, Catalog, InventoryRequest, InventoryScope, SourceScope};
 use crate::metrics::Metrics;
-use crate::plan::{DesiredSession, plan};
+use crate::ownership;
+use crate::plan::{DeleteReason, DesiredSession, plan};
 use crate::policy::MirrorPolicy;
 use crate::report::{Coverage, PolicyOutcome, PolicyReport};
 use crate::session_index::SessionIndex;
@@ -168,6 +169,44 @@ impl<E: Ec2> Engine<E> {
         let scope = if sources.is_some() { "sources" } else { "region" };
         self.metrics.reconcile_duration.with_label_values(&[scope]).observe(started.elapsed().as_secs_f64());
         Ok(reports)
+    }
+}
+
+impl<E: Ec2> Engine<E> {
+    /// Deletes every session the policy owns, for deletionPolicy Delete. The sessions are found
+    /// by their ownership tags, so the policy's spec no longer matters. Returns the number of
+    /// sessions deleted, or the first error, after which the caller retries.
+    pub async fn teardown(&self, policy: &str) -> Result<usize, Ec2Error> {
+        let _pass = self.pass_lock.lock().await;
+        let filters = [
+            (format!("tag:{}", ownership::MANAGED_BY_KEY), vec![ownership::MANAGED_BY_VALUE.to_string()]),
+            (format!("tag:{}", ownership::CLUSTER_KEY), vec![self.cluster.clone()]),
+            (format!("tag:{}", ownership::POLICY_KEY), vec![policy.to_string()]),
+        ];
+        let mut sessions = Vec::new();
+        let mut next_token = None;
+        loop {
+            let page = self.ec2.describe_sessions(&filters, next_token.take()).await?;
+            sessions.extend(page.items);
+            match page.next_token {
+                Some(token) => next_token = Some(token),
+                None => break,
+            }
+        }
+
+        let mut deleted = 0;
+        // The tags are checked again, because the server-side filter is only a pre-selection.
+        for session in sessions.iter().filter(|s| ownership::is_owned_by(s, &self.cluster, policy)) {
+            match self.ec2.delete_session(&session.id).await {
+                Ok(()) => {}
+                Err(error) if error.has_code(code::SESSION_NOT_FOUND) => {}
+                Err(error) => return Err(error),
+            }
+            tracing::info!(policy, network_interface_id = %session.network_interface_id, session_id = %session.id, "Deleted session of a deleted policy");
+            self.metrics.sessions_deleted.with_label_values(&[policy, DeleteReason::PolicyDeleted.as_str()]).inc();
+            deleted += 1;
+        }
+        Ok(deleted)
     }
 }
 

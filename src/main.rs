@@ -16,6 +16,7 @@ use vpc_mirror_controller::aws::instrumented::Instrumented;
 use vpc_mirror_controller::engine::{Engine, Mode};
 use vpc_mirror_controller::event_consumer::{Consumer, ConsumerOptions};
 use vpc_mirror_controller::instance_types::{InstanceTypeSupport, parse_overrides};
+use vpc_mirror_controller::kubernetes::{self, controller::ControllerSettings};
 use vpc_mirror_controller::metrics::{self, Metrics};
 use vpc_mirror_controller::policy::MirrorPolicy;
 use vpc_mirror_controller::report::render_plans;
@@ -31,7 +32,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Reconcile policies: from files with --policies, repeating every --resync-interval.
+    /// Reconcile policies: from files with --policies, otherwise MirrorPolicy objects in the
+    /// Kubernetes cluster of the in-cluster configuration or KUBECONFIG.
     Run(RunArgs),
     /// Print what a reconcile would create, repair and delete, and change nothing.
     Plan(PlanArgs),
@@ -89,8 +91,13 @@ struct RunArgs {
     aws: AwsArgs,
 
     /// MirrorPolicy YAML files or folders of them (several documents per file); repeatable.
-    #[arg(long = "policies", value_name = "PATH", required = true)]
+    /// Without it, policies come from the Kubernetes cluster.
+    #[arg(long = "policies", value_name = "PATH")]
     policies: Vec<PathBuf>,
+
+    /// Namespace of the leader-election Lease in Kubernetes mode.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    lease_namespace: String,
 
     /// Time between region passes, for example 5m or 90s; 0s runs one at start and leaves the
     /// rest to events.
@@ -167,6 +174,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("failed to listen on --metrics-addr {address}: {e}"))?;
         tokio::spawn(metrics::serve(listener, metrics.clone()));
     }
+    if args.policies.is_empty() {
+        return run_in_kubernetes(args, engine, sdk_config).await;
+    }
     let consumer = args.sqs_queue_url.map(|queue_url| {
         let sqs = aws_sdk_sqs::Client::new(&sdk_config);
         let mut options = ConsumerOptions::new(queue_url);
@@ -180,6 +190,37 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         once: args.once,
     };
     standalone::run(engine, &options, consumer).await
+}
+
+async fn run_in_kubernetes(
+    args: RunArgs,
+    engine: Arc<Engine<Instrumented<SdkEc2>>>,
+    sdk_config: aws_config::SdkConfig,
+) -> anyhow::Result<()> {
+    let client = kube::Client::try_default().await.map_err(|e| {
+        anyhow::anyhow!(
+            "failed to configure the Kubernetes client: {e}; run in a cluster, set KUBECONFIG, or pass --policies"
+        )
+    })?;
+    let sqs = args.sqs_queue_url.map(|queue_url| {
+        let mut options = ConsumerOptions::new(queue_url);
+        options.workers = args.sqs_workers;
+        (aws_sdk_sqs::Client::new(&sdk_config), options)
+    });
+    let resync_interval =
+        if args.resync_interval.is_zero() { Duration::from_secs(24 * 3600) } else { args.resync_interval };
+    let options = kubernetes::KubernetesOptions {
+        controller: ControllerSettings { resync_interval, ..ControllerSettings::default() },
+        lease: kubernetes::default_lease(args.lease_namespace, kubernetes::default_identity()),
+        sqs,
+    };
+    let (stop_sender, stop) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        standalone::shutdown_signal().await;
+        tracing::info!("Stopping on signal: finishing the work in hand and releasing the lease");
+        let _ = stop_sender.send(true);
+    });
+    kubernetes::run(engine, client, options, stop).await
 }
 
 async fn plan(args: PlanArgs) -> anyhow::Result<()> {

@@ -12,8 +12,8 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use prometheus::{
-    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 use crate::report::Coverage;
@@ -37,6 +37,7 @@ pub struct Metrics {
     pub event_messages_deleted: IntCounter,
     pub event_queue_seconds: Histogram,
     pub heal_latency_seconds: Histogram,
+    pub leader: IntGauge,
     ready: AtomicBool,
 }
 
@@ -151,6 +152,10 @@ impl Metrics {
         )
         .expect("metric definition is valid");
 
+        let leader =
+            IntGauge::new("vpcmirror_leader", "1 while this replica holds the lease and does the work, else 0.")
+                .expect("metric definition is valid");
+
         for collector in [
             Box::new(policy_network_interfaces.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(policy_unmirrored.clone()),
@@ -168,6 +173,7 @@ impl Metrics {
             Box::new(event_messages_deleted.clone()),
             Box::new(event_queue_seconds.clone()),
             Box::new(heal_latency_seconds.clone()),
+            Box::new(leader.clone()),
         ] {
             registry.register(collector).expect("metric names are unique");
         }
@@ -190,6 +196,7 @@ impl Metrics {
             event_messages_deleted,
             event_queue_seconds,
             heal_latency_seconds,
+            leader,
             ready: AtomicBool::new(false),
         })
     }
@@ -206,14 +213,31 @@ impl Metrics {
         }
     }
 
+    /// Removes the series of a deleted policy, so that dashboards stop showing it.
+    pub fn forget_policy(&self, policy: &str) {
+        for state in ["selected", "eligible", "mirrored"] {
+            let _ = self.policy_network_interfaces.remove_label_values(&[policy, state]);
+        }
+        let _ = self.policy_coverage_ratio.remove_label_values(&[policy]);
+        for reason in crate::plan::UnmirroredReason::ALL {
+            let _ = self.policy_unmirrored.remove_label_values(&[policy, reason.as_str()]);
+        }
+    }
+
     /// Counts one AWS call.
     pub fn record_aws_call(&self, operation: &str, outcome: &str) {
         self.aws_calls.with_label_values(&[operation, outcome]).inc();
     }
 
-    /// Marks the controller ready once its first reconcile pass has finished.
+    /// Marks the controller ready: in standalone mode once its first pass has finished, in
+    /// Kubernetes mode while the API server answers.
     pub fn set_ready(&self, ready: bool) {
         self.ready.store(ready, Ordering::Relaxed);
+    }
+
+    /// Records whether this replica leads.
+    pub fn set_leader(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
     }
 
     pub fn is_ready(&self) -> bool {
@@ -239,10 +263,14 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
+    let role = if metrics.leader.get() == 1 { "leader" } else { "standby" };
     if metrics.is_ready() {
-        (StatusCode::OK, "ready")
+        (StatusCode::OK, format!("ready ({role})"))
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "first reconcile pass not finished")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: no finished pass or no answer from the Kubernetes API".to_string(),
+        )
     }
 }
 

@@ -463,17 +463,3 @@ fn choose_number(wanted: Option<i32>, on_interface: &[&Session]) -> Result<i32, 
         }
     }
 }
-
-/// Returns the deletes that remove every session the policy owns, for deletionPolicy Delete.
-pub fn plan_teardown(policy: &str, cluster: &str, inventory: &Inventory) -> Vec<Delete> {
-    inventory
-        .sessions
-        .values()
-        .filter(|s| is_owned_by(s, cluster, policy))
-        .map(|s| Delete {
-            session_id: s.id.clone(),
-            network_interface_id: s.network_interface_id.clone(),
-            reason: DeleteReason::PolicyDeleted,
-        })
-        .collect()
-}

@@ -455,3 +455,54 @@ async fn unsupported_type_change_prunes() {
     assert!(world.sessions_on(&enis[0]).is_empty());
     assert_eq!(unmirrored_reasons(&reports[0]), [UnmirroredReason::UnsupportedInstanceType]);
 }
+
+#[tokio::test]
+async fn teardown_deletes_only_owned_sessions() {
+    let world = World::new();
+    let (_, enis) = world.ec2().add_instance("m5.large", &[("env", "prod")], &["interface", "interface"]);
+    world.reconcile(&[world.policy("")]).await;
+    let other = world.ec2().add_target(None);
+    let foreign = world.foreign_session(&enis[0], &other, 9);
+    let mut other_cluster = CreateSession {
+        network_interface_id: enis[1].clone(),
+        target_id: other.clone(),
+        filter_id: world.filter.clone(),
+        number: 8,
+        packet_length: None,
+        virtual_network_id: None,
+        description: None,
+        tags: ownership_tags("another-cluster", "web"),
+        client_token: String::new(),
+    };
+    other_cluster.client_token.clear();
+    let theirs = world.ec2().add_session_directly(&other_cluster).unwrap();
+
+    let deleted = world.engine.teardown("web").await.unwrap();
+
+    let left: Vec<String> = world.ec2().sessions().into_iter().map(|s| s.id).collect();
+    assert_eq!(deleted, 2);
+    assert_eq!(left.len(), 2);
+    assert!(left.contains(&foreign.id));
+    assert!(left.contains(&theirs.id));
+}
+
+#[tokio::test]
+async fn teardown_failure_is_returned() {
+    let world = World::new();
+    world.ec2().add_instance("m5.large", &[("env", "prod")], &["interface"]);
+    world.reconcile(&[world.policy("")]).await;
+    world.ec2().fail_next(
+        "DeleteTrafficMirrorSession",
+        Ec2Error {
+            operation: "DeleteTrafficMirrorSession",
+            kind: ErrorKind::Transient,
+            code: None,
+            message: "timed out".into(),
+        },
+    );
+
+    let result = world.engine.teardown("web").await;
+
+    assert!(result.is_err());
+    assert_eq!(world.ec2().sessions().len(), 1);
+}

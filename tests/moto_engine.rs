@@ -353,3 +353,21 @@ async fn source_pass_reads_named_interfaces() {
     );
     assert_eq!(calls(&s.metrics, "CreateTrafficMirrorSession"), 3);
 }
+
+#[tokio::test]
+async fn teardown_finds_sessions_by_tags() {
+    let s = setup("teardown_finds_sessions_by_tags").await;
+    let target = s.fleet.target(None).await;
+    let filter = s.fleet.filter().await;
+    let (_, enis) = s.fleet.launch("m5.large", &[("env", "prod")], 2).await;
+    s.engine.reconcile(&[s.policy("web", &target, &filter, "")], Mode::Apply).await.unwrap();
+    let foreign = s.fleet.session(&enis[0], &target, &filter, 9, &[(POLICY_KEY, "web")]).await;
+
+    let deleted = s.engine.teardown("web").await.unwrap();
+
+    assert_eq!(deleted, 2);
+    let left = s.fleet.sessions_on(&enis[0]).await;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].traffic_mirror_session_id(), Some(foreign.as_str()));
+    assert!(s.fleet.sessions_on(&enis[1]).await.is_empty());
+}
