@@ -49,7 +49,7 @@ impl ConsumerOptions {
     }
 }
 
-/// What happened to the messages of one batch.
+/// The fate of the messages of one batch.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BatchOutcome {
     pub deleted: usize,
@@ -69,7 +69,7 @@ pub struct Consumer<E> {
     options: ConsumerOptions,
 }
 
-/// One received message and what it asks for.
+/// One received message and its classification.
 struct Received {
     receipt_handle: String,
     message_id: String,
@@ -90,7 +90,7 @@ impl<E: Ec2 + 'static> Consumer<E> {
         &self.engine.metrics
     }
 
-    /// Runs the workers until `stop` turns true. A worker finishes the batch it holds before it
+    /// Runs the workers until `stop` turns true. A worker finishes its current batch before it
     /// stops, so no message is left half handled.
     pub async fn run(self: Arc<Self>, stop: watch::Receiver<bool>) {
         let mut workers = Vec::new();

@@ -35,7 +35,7 @@ impl SourceScope {
     }
 }
 
-/// What one inventory read covers.
+/// The coverage of one inventory read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InventoryRequest {
     pub scope: InventoryScope,

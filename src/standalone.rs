@@ -71,7 +71,7 @@ pub async fn run<E: Ec2 + 'static>(
     };
 
     if let Some(consuming) = consuming {
-        // After a signal the consumer is already stopping; after `--once` it is told here.
+        // After a signal the consumer is already stopping. After `--once` it is stopped here.
         let _ = stop_sender.send(true);
         let _ = consuming.await;
     }

@@ -1,8 +1,8 @@
 //! Batching of policy reconciles into shared region passes.
 //!
 //! The kube-runtime controller reconciles one object at a time, but N policies must not cost N
-//! region-wide sweeps. Each reconcile asks the batcher for its policy's result; the batcher
-//! gathers the requests that arrive within a short window and answers them all from one pass.
+//! region-wide sweeps. Each reconcile requests its policy's result from the batcher, which
+//! gathers the requests that arrive within a short window and serves them all from one pass.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,7 +20,7 @@ use crate::report::PolicyReport;
 #[derive(Clone, Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct PassError {
-    /// True when AWS throttled the pass, so the status can say so.
+    /// True when AWS throttled the pass, so that the status reports throttling.
     pub throttled: bool,
     pub message: String,
 }
@@ -61,7 +61,7 @@ async fn run_batches<E: Ec2>(engine: Arc<Engine<E>>, window: Duration, mut recei
             batch.push(request);
         }
 
-        // The newest copy of each policy wins; every requester gets the answer.
+        // The newest copy of each policy wins, and every requester gets the result.
         let mut policies: BTreeMap<String, MirrorPolicy> = BTreeMap::new();
         for request in &batch {
             policies.insert(request.policy.policy_name().to_string(), (*request.policy).clone());

@@ -58,7 +58,7 @@ pub struct ControllerSettings {
     pub resync_interval: Duration,
     /// First delay after a failure; it doubles with each further failure.
     pub backoff_base: Duration,
-    /// Longest delay after failures.
+    /// Maximum delay after failures.
     pub backoff_max: Duration,
 }
 

@@ -9,7 +9,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::Api;
 use kube::api::{ObjectMeta, PostParams};
 
-/// Where the lease lives and how long it lasts.
+/// The location and timing of the lease.
 #[derive(Clone, Debug)]
 pub struct LeaseSettings {
     pub namespace: String,
@@ -38,7 +38,7 @@ impl LeaderElector {
     }
 
     /// Takes the lease when it is free, expired or already ours, and renews it. Returns
-    /// whether this replica holds it now. A conflict means another replica won the race.
+    /// whether this replica is the holder now. A conflict means another replica won the race.
     pub async fn try_acquire_or_renew(&self) -> Result<bool, kube::Error> {
         let now = Timestamp::now();
         let current = match self.api.get_opt(&self.settings.name).await? {
@@ -91,7 +91,7 @@ impl LeaderElector {
     }
 
     /// Gives the lease up so that another replica takes over at once instead of after the
-    /// lease duration. Does nothing when another replica holds it.
+    /// lease duration. Does nothing when another replica is the holder.
     pub async fn release(&self) -> Result<(), kube::Error> {
         let Some(mut lease) = self.api.get_opt(&self.settings.name).await? else { return Ok(()) };
         let Some(spec) = lease.spec.as_mut() else { return Ok(()) };

@@ -141,7 +141,7 @@ pub fn default_identity() -> String {
     format!("{host}-{}", std::process::id())
 }
 
-/// The default lease settings: 15 s lease, renewed every 5 s.
+/// Builds the default lease settings: a 15 s lease, renewed every 5 s.
 pub fn default_lease(namespace: String, identity: String) -> LeaseSettings {
     LeaseSettings {
         namespace,

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod fleet;
+pub mod kube_api;
 pub mod moto;
 
 use vpc_mirror_controller::policy::MirrorPolicy;
