@@ -100,10 +100,13 @@ impl<E: Ec2 + 'static> Consumer<E> {
             workers.push(tokio::spawn(async move {
                 tracing::info!(worker, queue_url = %consumer.options.queue_url, "Consuming events");
                 while !*stop.borrow() {
-                    tokio::select! {
+                    // Only the wait for messages is cut short by a stop: a received batch is
+                    // always handled to the end.
+                    let messages = tokio::select! {
                         _ = stop.changed() => break,
-                        _ = consumer.receive_and_handle() => {}
-                    }
+                        messages = consumer.receive() => messages,
+                    };
+                    consumer.handle_batch(&messages).await;
                 }
             }));
         }
@@ -114,6 +117,13 @@ impl<E: Ec2 + 'static> Consumer<E> {
 
     /// Receives one batch (long poll, up to 10 messages) and handles it.
     pub async fn receive_and_handle(&self) -> BatchOutcome {
+        let messages = self.receive().await;
+        self.handle_batch(&messages).await
+    }
+
+    /// Receives up to 10 messages with a long poll. A failed receive is logged and followed by
+    /// a pause, and yields no message.
+    async fn receive(&self) -> Vec<Message> {
         let wait_seconds = self.options.wait_time.as_secs().min(20) as i32;
         let received = self
             .sqs
@@ -124,12 +134,12 @@ impl<E: Ec2 + 'static> Consumer<E> {
             .send()
             .await;
         match received {
-            Ok(output) => self.handle_batch(output.messages()).await,
+            Ok(output) => output.messages.unwrap_or_default(),
             Err(error) => {
                 tracing::error!(queue_url = %self.options.queue_url, error = %crate::aws::error_chain(&error), "Failed to receive messages; retrying");
                 self.metrics().record_aws_call("ReceiveMessage", "error");
                 tokio::time::sleep(self.options.receive_error_backoff).await;
-                BatchOutcome::default()
+                Vec::new()
             }
         }
     }

@@ -387,3 +387,132 @@ async fn each_event_kind_keeps_budget() {
     assert_eq!(s.cost_of(&detach).await, (2, 1));
     assert!(ec2.sessions().iter().all(|x| x.network_interface_id != attached));
 }
+
+/// Builds a CloudTrail record in its EventBridge envelope, for kinds without a sample file.
+fn cloudtrail(event_name: &str, request: serde_json::Value, response: serde_json::Value) -> String {
+    serde_json::json!({
+        "version": "0",
+        "id": format!("event-{event_name}"),
+        "detail-type": "AWS API Call via CloudTrail",
+        "source": "aws.ec2",
+        "account": "111122223333",
+        "time": "2026-11-20T10:15:30Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": {
+            "eventTime": "2026-11-20T10:15:27Z",
+            "eventSource": "ec2.amazonaws.com",
+            "eventName": event_name,
+            "awsRegion": "us-east-1",
+            "requestParameters": request,
+            "responseElements": response
+        }
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn instance_kinds_without_samples_keep_budget() {
+    let s = setup("instance_kinds_without_samples_keep_budget").await;
+    let ec2 = &s.engine.ec2;
+    let prod = [("env", "prod")];
+
+    let (launched, _) = ec2.add_instance("m5.large", &prod, &["interface"]);
+    let fleet = cloudtrail(
+        "CreateFleet",
+        serde_json::json!({"CreateFleetRequest": {"Type": "instant"}}),
+        serde_json::json!({"CreateFleetResponse": {"fleetInstanceSet": {"item": {"instanceIds": {"item": launched}}}}}),
+    );
+    assert_eq!(s.cost_of(&fleet).await, (2, 1));
+
+    let (untagged, untagged_enis) = ec2.add_instance("m5.large", &prod, &["interface"]);
+    s.engine
+        .reconcile_sources(
+            &[prod_policy("web", &s.target, &ec2.sessions()[0].filter_id, "")],
+            &sources(&untagged),
+            Mode::Apply,
+        )
+        .await
+        .unwrap();
+    ec2.update_instance(&untagged, |i| {
+        i.tags.remove("env");
+    });
+    let delete_tags = cloudtrail(
+        "DeleteTags",
+        serde_json::json!({"resourcesSet": {"items": [{"resourceId": untagged}]}, "tagSet": {"items": [{"key": "env"}]}}),
+        serde_json::json!({"_return": true}),
+    );
+    assert_eq!(s.cost_of(&delete_tags).await, (2, 1));
+    assert!(ec2.sessions().iter().all(|x| x.network_interface_id != untagged_enis[0]));
+
+    let (resized, resized_enis) = ec2.add_instance("m5.large", &prod, &["interface"]);
+    s.engine
+        .reconcile_sources(
+            &[prod_policy("web", &s.target, &ec2.sessions()[0].filter_id, "")],
+            &sources(&resized),
+            Mode::Apply,
+        )
+        .await
+        .unwrap();
+    ec2.update_instance(&resized, |i| i.instance_type = "m6i.large".into());
+    let modify = cloudtrail(
+        "ModifyInstanceAttribute",
+        serde_json::json!({"instanceId": resized, "instanceType": {"value": "m6i.large"}}),
+        serde_json::json!({"_return": true}),
+    );
+    assert_eq!(s.cost_of(&modify).await, (2, 1));
+    assert!(ec2.sessions().iter().all(|x| x.network_interface_id != resized_enis[0]));
+}
+
+fn sources(instance_id: &str) -> vpc_mirror_controller::inventory::SourceScope {
+    vpc_mirror_controller::inventory::SourceScope {
+        instance_ids: [instance_id.to_string()].into(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn deleted_target_rechecks_its_policies() {
+    let s = setup("deleted_target_rechecks_its_policies").await;
+    s.engine.ec2.remove_target(&s.target);
+    let body = cloudtrail(
+        "DeleteTrafficMirrorTarget",
+        serde_json::json!({"DeleteTrafficMirrorTargetRequest": {"TrafficMirrorTargetId": s.target}}),
+        serde_json::json!({"DeleteTrafficMirrorTargetResponse": {"trafficMirrorTargetId": s.target}}),
+    );
+
+    let (_, writes) = s.cost_of(&body).await;
+
+    // The region pass of the policy reads the catalog again and finds the target gone.
+    assert_eq!(writes, 0);
+    assert_eq!(s.engine.ec2.calls("DescribeTrafficMirrorTargets"), 1);
+    assert_eq!(s.engine.ec2.calls("DescribeInstances"), 1);
+    let text = s.engine.metrics.render();
+    assert!(
+        text.contains(r#"vpcmirror_policy_unmirrored_network_interfaces{policy="web",reason="TargetNotFound"} 1"#),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn messages_received_together_coalesce() {
+    let s = setup("messages_received_together_coalesce").await;
+    let (first, _) = s.engine.ec2.add_instance("m5.large", &[("env", "prod")], &["interface"]);
+    let (second, _) = s.engine.ec2.add_instance("m5.large", &[("env", "prod")], &["interface"]);
+    s.send(&run_instances_message(&first)).await;
+    s.send(&run_instances_message(&second)).await;
+    s.send(&run_instances_message(&first)).await;
+
+    let mut handled = 0;
+    let mut batches = 0;
+    while handled < 3 && batches < 5 {
+        handled += s.handle().await.deleted;
+        batches += 1;
+    }
+
+    assert_eq!(handled, 3);
+    // moto's SQS hands all three over in one receive, and the batch costs one pass.
+    assert_eq!(batches, 1);
+    assert_eq!(s.engine.ec2.calls("DescribeInstances"), 1);
+    assert_eq!(s.engine.ec2.write_calls(), 2);
+}
