@@ -113,8 +113,10 @@ impl<E: Ec2> Engine<E> {
                 return Err(error);
             }
         };
+        // Kept from any pass: a source pass that had to read the catalog for a new policy's
+        // filter spares the next one that read.
+        *self.catalog.lock().expect("catalog lock is not poisoned") = Some(catalog);
         if sources.is_none() {
-            *self.catalog.lock().expect("catalog lock is not poisoned") = Some(catalog);
             self.index.lock().expect("session index lock is not poisoned").refresh(&self.cluster, &inventory);
             self.attachments.lock().expect("attachment index lock is not poisoned").refresh(&inventory);
         } else {

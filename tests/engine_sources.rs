@@ -213,3 +213,24 @@ async fn launch_with_interfaces_costs_two_reads() {
     assert_eq!(world.reads(), 2);
     assert_eq!(world.ec2().write_calls(), 2);
 }
+
+#[tokio::test]
+async fn catalog_read_once_for_new_policies() {
+    let world = World::converged().await;
+    let other_filter = world.ec2().add_filter();
+    let mut second = prod_policy("db", &world.policy.spec.target.id, &other_filter, "");
+    second.spec.selector.tags.as_mut().unwrap().match_labels.insert("team".into(), "db".into());
+    let policies = [world.policy.clone(), second];
+    let (first_instance, _) = world.ec2().add_instance("m5.large", &[("env", "prod")], &["interface"]);
+    let (second_instance, _) = world.ec2().add_instance("m5.large", &[("env", "prod")], &["interface"]);
+    let scope = |id: &str| SourceScope { instance_ids: BTreeSet::from([id.to_string()]), ..Default::default() };
+
+    // The cached catalog lacks the new policy's filter, so the first source pass reads it.
+    world.engine.reconcile_sources(&policies, &scope(&first_instance), Mode::Apply).await.unwrap();
+    let reads_of_first = world.reads();
+    world.ec2().reset_calls();
+    world.engine.reconcile_sources(&policies, &scope(&second_instance), Mode::Apply).await.unwrap();
+
+    assert_eq!(reads_of_first, 4);
+    assert_eq!(world.reads(), 2);
+}
