@@ -1,9 +1,11 @@
 """The `make demo` walk-through: a fleet in moto, mirrored, broken and healed.
 
-It starts moto on a free loopback port, seeds a fleet, runs the controller once with
-examples/policies/, deletes one owned session and modifies another behind the controller's
-back, shows the plan that notices it, reconciles again and checks that both were healed.
-Every process it starts is stopped before it exits.
+It starts moto on a free loopback port, seeds a fleet and runs the controller once with
+examples/policies/. Then another tool deletes one owned session and retargets another, and
+`plan` shows what the next reconcile will do. The controller then runs in the background: its
+region pass at start heals both, and with periodic resync off it heals new instances and a
+deleted session from EventBridge messages in SQS alone. Every process it starts is stopped
+before it exits.
 """
 
 import argparse
@@ -41,7 +43,7 @@ def wait_for_http(url: str, timeout: float) -> None:
         except OSError:
             pass
         if time.monotonic() > deadline:
-            raise RuntimeError(f"{url} did not answer within {timeout} s")
+            raise RuntimeError(f"{url} did not respond within {timeout} s")
         time.sleep(0.1)
 
 
@@ -83,7 +85,7 @@ def seed(ec2) -> dict:
         Description="APM collector of another team",
     )["TrafficMirrorTarget"]["TrafficMirrorTargetId"]
     mirror_filter = ec2.create_traffic_mirror_filter(Description="all traffic")["TrafficMirrorFilter"]["TrafficMirrorFilterId"]
-    # No filter rules: moto 5.2.5 answers CreateTrafficMirrorFilterRule with an HTTP 500, and
+    # No filter rules: moto 5.2.5 responds to CreateTrafficMirrorFilterRule with an HTTP 500, and
     # the controller only needs the filter to exist.
 
     launch("web-1", "m5.large", web_tier, interfaces=2)

@@ -24,8 +24,8 @@ struct Setup {
     target: String,
 }
 
-/// A converged fleet of one instance, a fresh queue with a one-second visibility timeout, and
-/// a consumer that polls briefly.
+/// Builds a converged fleet of one instance, a fresh queue with a one-second visibility timeout,
+/// and a consumer that polls briefly.
 async fn setup(queue: &str) -> Setup {
     let moto = MotoServer::shared();
     let sqs = aws_sdk_sqs::Client::new(&moto.sdk_config().await);

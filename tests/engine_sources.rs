@@ -28,7 +28,7 @@ struct World {
 }
 
 impl World {
-    /// A fleet of ten mirrored instances, after one region pass and with call counts reset.
+    /// Builds a fleet of ten mirrored instances, after one region pass and with call counts reset.
     async fn converged() -> Self {
         let ec2 = FakeEc2::new();
         let target = ec2.add_target(None);

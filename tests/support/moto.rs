@@ -42,7 +42,7 @@ impl MotoServer {
         SHARED.get_or_init(MotoServer::start)
     }
 
-    /// Starts moto with AWS-shaped target and filter ids and waits until it answers.
+    /// Starts moto with AWS-shaped target and filter ids and waits until it accepts connections.
     pub fn start() -> Self {
         let port = free_port();
         let launcher = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/moto_server.py");
@@ -73,7 +73,7 @@ impl MotoServer {
     }
 
     /// Returns SDK configuration for this server: test credentials, us-east-1, and a single
-    /// attempt per call so that moto's HTTP 500 answers fail fast.
+    /// attempt per call so that moto's HTTP 500 responses fail fast.
     pub async fn sdk_config(&self) -> aws_config::SdkConfig {
         let settings = AwsSettings {
             endpoint_url: Some(self.endpoint.clone()),
