@@ -23,6 +23,16 @@ impl AttachmentIndex {
             .collect();
     }
 
+    /// Adds the attachments of a source inventory, so that an interface attached since the last
+    /// region pass can still be found when it is detached.
+    pub fn add(&mut self, inventory: &Inventory) {
+        for interface in inventory.instances.iter().flat_map(|i| i.network_interfaces.iter()) {
+            if let Some(attachment_id) = &interface.attachment_id {
+                self.interfaces.insert(attachment_id.clone(), interface.id.clone());
+            }
+        }
+    }
+
     /// Returns the interface an attachment attached, if the last inventory showed it.
     pub fn interface_of(&self, attachment_id: &str) -> Option<&str> {
         self.interfaces.get(attachment_id).map(String::as_str)

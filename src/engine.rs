@@ -121,6 +121,7 @@ impl<E: Ec2> Engine<E> {
             self.attachments.lock().expect("attachment index lock is not poisoned").refresh(&inventory);
         } else {
             self.index.lock().expect("session index lock is not poisoned").add_owned(&self.cluster, &inventory);
+            self.attachments.lock().expect("attachment index lock is not poisoned").add(&inventory);
         }
         tracing::debug!(
             instances = inventory.instances.len(),

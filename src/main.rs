@@ -112,7 +112,8 @@ struct RunArgs {
     #[arg(long, default_value_t = 2)]
     sqs_workers: usize,
 
-    /// Stop after one pass; the exit code is non-zero when the pass failed.
+    /// Stop after one pass; the exit code is non-zero when the pass failed or a policy is
+    /// invalid. Needs --policies.
     #[arg(long)]
     once: bool,
 
@@ -175,6 +176,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         tokio::spawn(metrics::serve(listener, metrics.clone()));
     }
     if args.policies.is_empty() {
+        if args.once {
+            anyhow::bail!("--once needs --policies: Kubernetes mode runs until it is stopped");
+        }
         return run_in_kubernetes(args, engine, sdk_config).await;
     }
     let consumer = args.sqs_queue_url.map(|queue_url| {

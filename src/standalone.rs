@@ -48,6 +48,8 @@ pub async fn run<E: Ec2 + 'static>(
         tracing::info!("Stopping on signal: finishing the work in hand");
         let _ = signal_sender.send(true);
     });
+    // A standalone controller is the only writer, so it leads for dashboards and alerts.
+    engine.metrics.set_leader(true);
     let consuming = consumer.map(|consumer| tokio::spawn(consumer.run(stop.clone())));
     let policies = file_policy_source(options.policy_paths.clone());
 

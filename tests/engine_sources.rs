@@ -234,3 +234,25 @@ async fn catalog_read_once_for_new_policies() {
     assert_eq!(reads_of_first, 4);
     assert_eq!(world.reads(), 2);
 }
+
+#[tokio::test]
+async fn detach_after_event_attach_is_resolved() {
+    let world = World::converged().await;
+    let (instance, _) = world.ec2().add_instance("m5.large", &[("env", "prod")], &["interface"]);
+    let eni = world.ec2().attach_interface(&instance);
+    world.reconcile(&[&instance], &[&eni]).await;
+    let attachment = world
+        .instance_with(&eni)
+        .await
+        .network_interfaces
+        .into_iter()
+        .find(|n| n.id == eni)
+        .unwrap()
+        .attachment_id
+        .unwrap();
+
+    // No region pass ran since the attachment, yet the detach record's id resolves.
+    let resolved = world.engine.attachments.lock().unwrap().interface_of(&attachment).map(str::to_string);
+
+    assert_eq!(resolved.as_deref(), Some(eni.as_str()));
+}

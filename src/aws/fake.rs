@@ -52,7 +52,9 @@ fn hex_id(prefix: &str, counter: u64) -> String {
     format!("{prefix}-{counter:017x}")
 }
 
-fn page_of<T: Clone>(items: &[T], next_token: Option<String>, page_size: usize) -> Result<Page<T>, Ec2Error> {
+/// Returns one page of `items`; items are references so that only the page is cloned, which
+/// keeps paging through 100,000 instances linear.
+fn page_of<T: Clone>(items: &[&T], next_token: Option<String>, page_size: usize) -> Result<Page<T>, Ec2Error> {
     let start: usize = match next_token {
         None => 0,
         Some(token) => token.parse().map_err(|_| {
@@ -61,7 +63,8 @@ fn page_of<T: Clone>(items: &[T], next_token: Option<String>, page_size: usize) 
     };
     let end = (start + page_size).min(items.len());
     let next_token = (end < items.len()).then(|| end.to_string());
-    Ok(Page { items: items[start.min(end)..end].to_vec(), next_token })
+    let page = items[start.min(end)..end].iter().map(|item| (*item).clone()).collect();
+    Ok(Page { items: page, next_token })
 }
 
 impl FakeEc2 {
@@ -251,6 +254,12 @@ impl FakeEc2 {
         let mut state = self.lock();
         let session = state.sessions.get_mut(session_id).expect("session exists in the fake");
         change(session);
+    }
+
+    /// Returns the instance an interface is attached to.
+    pub fn instance_of_interface(&self, interface_id: &str) -> Option<String> {
+        let state = self.lock();
+        Self::interface_and_instance(&state, interface_id).map(|(instance, _)| instance.id.clone())
     }
 
     /// Returns every session, by id.
@@ -525,7 +534,7 @@ impl Ec2 for FakeEc2 {
         let mut matching = Vec::new();
         for instance in state.instances.values() {
             if Self::instance_matches(instance, &query.filters)? {
-                matching.push(instance.clone());
+                matching.push(instance);
             }
         }
         page_of(&matching, next_token, Self::page_size(&state))
@@ -541,7 +550,7 @@ impl Ec2 for FakeEc2 {
         let mut matching = Vec::new();
         for session in state.sessions.values() {
             if Self::session_matches(session, filters)? {
-                matching.push(session.clone());
+                matching.push(session);
             }
         }
         page_of(&matching, next_token, Self::page_size(&state))
@@ -550,7 +559,7 @@ impl Ec2 for FakeEc2 {
     async fn describe_targets(&self, next_token: Option<String>) -> Result<Page<Target>, Ec2Error> {
         self.enter("DescribeTrafficMirrorTargets")?;
         let state = self.lock();
-        let targets: Vec<Target> = state.targets.values().cloned().collect();
+        let targets: Vec<&Target> = state.targets.values().collect();
         page_of(&targets, next_token, Self::page_size(&state))
     }
 
@@ -574,6 +583,7 @@ impl Ec2 for FakeEc2 {
                 found.push(InterfaceAttachment { network_interface_id: id.clone(), instance_id: None });
             }
         }
+        let found: Vec<&InterfaceAttachment> = found.iter().collect();
         page_of(&found, next_token, Self::page_size(&state))
     }
 
@@ -582,6 +592,7 @@ impl Ec2 for FakeEc2 {
         let state = self.lock();
         let filters: Vec<Filter> =
             state.filters.iter().filter(|id| ids.contains(id)).map(|id| Filter { id: id.clone() }).collect();
+        let filters: Vec<&Filter> = filters.iter().collect();
         page_of(&filters, next_token, Self::page_size(&state))
     }
 
