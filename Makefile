@@ -14,8 +14,10 @@ RENDERED := target/chart
 
 all: build
 
+# All targets, so that the binary is built with the same dependency features as the tests and
+# `make demo` after `make test` (or the reverse) compiles nothing twice.
 build:
-	$(CARGO) build
+	$(CARGO) build --all-targets
 
 # The virtualenv is rebuilt when requirements-dev.txt changes.
 $(VENV)/.installed: requirements-dev.txt

@@ -86,47 +86,19 @@ impl Setup {
 }
 
 fn run_instances_message(instance_id: &str) -> String {
-    serde_json::json!({
-        "version": "0",
-        "id": format!("event-{instance_id}"),
-        "detail-type": "AWS API Call via CloudTrail",
-        "source": "aws.ec2",
-        "account": "111122223333",
-        "time": "2026-11-20T10:15:30Z",
-        "region": "us-east-1",
-        "resources": [],
-        "detail": {
-            "eventTime": "2026-11-20T10:15:27Z",
-            "eventSource": "ec2.amazonaws.com",
-            "eventName": "RunInstances",
-            "awsRegion": "us-east-1",
-            "requestParameters": {"instancesSet": {"items": [{"minCount": 1, "maxCount": 1}]}},
-            "responseElements": {"instancesSet": {"items": [{"instanceId": instance_id}]}}
-        }
-    })
-    .to_string()
+    cloudtrail(
+        "RunInstances",
+        serde_json::json!({"instancesSet": {"items": [{"minCount": 1, "maxCount": 1}]}}),
+        serde_json::json!({"instancesSet": {"items": [{"instanceId": instance_id}]}}),
+    )
 }
 
 fn delete_session_message(session_id: &str) -> String {
-    serde_json::json!({
-        "version": "0",
-        "id": format!("event-{session_id}"),
-        "detail-type": "AWS API Call via CloudTrail",
-        "source": "aws.ec2",
-        "account": "111122223333",
-        "time": "2026-11-20T10:15:30Z",
-        "region": "us-east-1",
-        "resources": [],
-        "detail": {
-            "eventTime": "2026-11-20T10:15:27Z",
-            "eventSource": "ec2.amazonaws.com",
-            "eventName": "DeleteTrafficMirrorSession",
-            "awsRegion": "us-east-1",
-            "requestParameters": {"DeleteTrafficMirrorSessionRequest": {"TrafficMirrorSessionId": session_id}},
-            "responseElements": {"DeleteTrafficMirrorSessionResponse": {"trafficMirrorSessionId": session_id}}
-        }
-    })
-    .to_string()
+    cloudtrail(
+        "DeleteTrafficMirrorSession",
+        serde_json::json!({"DeleteTrafficMirrorSessionRequest": {"TrafficMirrorSessionId": session_id}}),
+        serde_json::json!({"DeleteTrafficMirrorSessionResponse": {"trafficMirrorSessionId": session_id}}),
+    )
 }
 
 #[tokio::test]
@@ -388,7 +360,7 @@ async fn each_event_kind_keeps_budget() {
     assert!(ec2.sessions().iter().all(|x| x.network_interface_id != attached));
 }
 
-/// Builds a CloudTrail record in its EventBridge envelope, for kinds without a sample file.
+/// Builds a CloudTrail record in its EventBridge envelope.
 fn cloudtrail(event_name: &str, request: serde_json::Value, response: serde_json::Value) -> String {
     serde_json::json!({
         "version": "0",
