@@ -13,6 +13,7 @@ use tracing_subscriber::EnvFilter;
 use vpc_mirror_controller::aws::config::{self, AwsSettings};
 use vpc_mirror_controller::aws::ec2::SdkEc2;
 use vpc_mirror_controller::aws::instrumented::Instrumented;
+use vpc_mirror_controller::aws::rate_limit::{RateLimited, TokenBucket};
 use vpc_mirror_controller::engine::{Engine, Mode};
 use vpc_mirror_controller::event_consumer::{Consumer, ConsumerOptions};
 use vpc_mirror_controller::instance_types::{InstanceTypeSupport, parse_overrides};
@@ -63,6 +64,16 @@ struct AwsArgs {
     /// Attempts per AWS call, including the first; throttled and failed calls back off between attempts.
     #[arg(long, default_value_t = 3)]
     aws_max_attempts: u32,
+
+    /// Session writes (create, modify, delete) per second at most. EC2 refills the account's
+    /// shared write bucket at 5 per second, so the default leaves most of it to other tools.
+    #[arg(long, default_value_t = 2.0)]
+    aws_write_rate: f64,
+
+    /// Session writes allowed in a burst before --aws-write-rate applies (the account bucket
+    /// holds 50).
+    #[arg(long, default_value_t = 10)]
+    aws_write_burst: u32,
 
     /// Name of this controller's installation; it goes into the ownership tags, so two
     /// controllers with different names never touch each other's sessions.
@@ -145,7 +156,7 @@ fn init_logging(format: LogFormat) {
 async fn build_engine(
     args: &AwsArgs,
     metrics: Arc<Metrics>,
-) -> anyhow::Result<(Engine<Instrumented<SdkEc2>>, aws_config::SdkConfig)> {
+) -> anyhow::Result<(Engine<Instrumented<RateLimited<SdkEc2>>>, aws_config::SdkConfig)> {
     let overrides = parse_overrides(&args.instance_type_overrides).map_err(anyhow::Error::msg)?;
     let settings = AwsSettings {
         endpoint_url: args.aws_endpoint_url.clone(),
@@ -156,7 +167,9 @@ async fn build_engine(
     if sdk_config.region().is_none() {
         anyhow::bail!("no AWS region configured: set --region or AWS_REGION");
     }
-    let ec2 = Instrumented::new(SdkEc2::new(config::ec2_client(&sdk_config)), metrics.clone());
+    let writes = TokenBucket::new(args.aws_write_burst, args.aws_write_rate);
+    let ec2 =
+        Instrumented::new(RateLimited::new(SdkEc2::new(config::ec2_client(&sdk_config)), writes), metrics.clone());
     let engine = Engine::new(ec2, args.cluster_name.clone(), InstanceTypeSupport::new(overrides), metrics);
     Ok((engine, sdk_config))
 }
@@ -198,7 +211,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
 
 async fn run_in_kubernetes(
     args: RunArgs,
-    engine: Arc<Engine<Instrumented<SdkEc2>>>,
+    engine: Arc<Engine<Instrumented<RateLimited<SdkEc2>>>>,
     sdk_config: aws_config::SdkConfig,
 ) -> anyhow::Result<()> {
     let client = kube::Client::try_default().await.map_err(|e| {

@@ -40,6 +40,9 @@ struct State {
     unsupported_types: Option<HashSet<String>>,
     /// Interfaces that exist but are attached to no instance.
     detached_interfaces: BTreeSet<String>,
+    /// The account's bucket for mutating calls as (capacity, refill per second, tokens, last
+    /// refill), when throttling is modelled.
+    write_bucket: Option<(f64, f64, f64, std::time::Instant)>,
 }
 
 /// The in-memory EC2. All methods take `&self`; state sits behind a mutex.
@@ -85,10 +88,31 @@ impl FakeEc2 {
     fn enter(&self, operation: &'static str) -> Result<(), Ec2Error> {
         let mut state = self.lock();
         *state.calls.entry(operation).or_default() += 1;
-        match state.faults.get_mut(operation).and_then(VecDeque::pop_front) {
-            Some(error) => Err(error),
-            None => Ok(()),
+        if let Some(error) = state.faults.get_mut(operation).and_then(VecDeque::pop_front) {
+            return Err(error);
         }
+        let mutating = matches!(
+            operation,
+            "CreateTrafficMirrorSession" | "ModifyTrafficMirrorSession" | "DeleteTrafficMirrorSession"
+        );
+        if let (true, Some((capacity, refill, tokens, last))) = (mutating, state.write_bucket.as_mut()) {
+            let now = std::time::Instant::now();
+            *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * *refill).min(*capacity);
+            *last = now;
+            if *tokens < 1.0 {
+                return Err(Ec2Error::rejected(operation, code::REQUEST_LIMIT_EXCEEDED, "Request limit exceeded."));
+            }
+            *tokens -= 1.0;
+        }
+        Ok(())
+    }
+
+    /// Meters mutating calls in a token bucket, as AWS does per account and region (50 calls,
+    /// refilled at 5 per second by default); a call over the bucket fails with
+    /// RequestLimitExceeded.
+    pub fn set_write_bucket(&self, capacity: u32, refill_per_second: f64) {
+        let capacity = f64::from(capacity);
+        self.lock().write_bucket = Some((capacity, refill_per_second, capacity, std::time::Instant::now()));
     }
 
     /// Makes the next call of `operation` fail with `error`; repeated calls queue errors.

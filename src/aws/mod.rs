@@ -6,6 +6,7 @@ pub mod error;
 pub mod fake;
 pub mod instrumented;
 pub mod model;
+pub mod rate_limit;
 
 /// Joins an error and its sources into one line, because the SDK's top-level messages
 /// ("dispatch failure") hide the cause.
