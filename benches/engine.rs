@@ -86,7 +86,8 @@ async fn measure(interfaces: usize) {
     // The pure planning step alone, on an inventory read once.
     let request =
         InventoryRequest { scope: InventoryScope::Region { vpc_ids: None }, filter_ids: [filter.clone()].into() };
-    let (snapshot, _) = inventory::read(&engine.ec2, &request, None).await.expect("the fake answers");
+    let (snapshot, _) =
+        inventory::read(&engine.ec2, &request, None).await.expect("the in-memory EC2 returns every read");
     let support = InstanceTypeSupport::default();
     let cpu_before = cpu_time();
     let started = Instant::now();

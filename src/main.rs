@@ -71,7 +71,7 @@ struct AwsArgs {
     aws_write_rate: f64,
 
     /// Session writes allowed in a burst before --aws-write-rate applies (the account bucket
-    /// holds 50).
+    /// has room for 50).
     #[arg(long, default_value_t = 10)]
     aws_write_burst: u32,
 

@@ -230,7 +230,7 @@ impl Metrics {
     }
 
     /// Marks the controller ready: in standalone mode once its first pass has finished, in
-    /// Kubernetes mode while the API server answers.
+    /// Kubernetes mode while the API server responds.
     pub fn set_ready(&self, ready: bool) {
         self.ready.store(ready, Ordering::Relaxed);
     }

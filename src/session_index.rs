@@ -60,13 +60,4 @@ impl SessionIndex {
     pub fn latest_session(&self, policy: &str, network_interface_id: &str) -> Option<&str> {
         self.latest.get(&(policy.to_string(), network_interface_id.to_string())).map(String::as_str)
     }
-
-    /// Returns the number of indexed sessions.
-    pub fn len(&self) -> usize {
-        self.by_session.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_session.is_empty()
-    }
 }

@@ -11,7 +11,7 @@ use vpc_mirror_controller::metrics::Metrics;
 use vpc_mirror_controller::plan::UnmirroredReason;
 use vpc_mirror_controller::report::PolicyReport;
 
-/// A fleet of 60 interfaces in an account whose write bucket holds 10 calls, refilled at 100 a
+/// A fleet of 60 interfaces in an account whose write bucket has room for 10 calls, refilled at 100 a
 /// second: a burst of 60 creates overflows it.
 fn fleet() -> (FakeEc2, String, String) {
     let ec2 = FakeEc2::new();

@@ -108,7 +108,7 @@ impl FakeEc2 {
     }
 
     /// Meters mutating calls in a token bucket, as AWS does per account and region (50 calls,
-    /// refilled at 5 per second by default); a call over the bucket fails with
+    /// refilled at 5 per second by default). A call over the bucket fails with
     /// RequestLimitExceeded.
     pub fn set_write_bucket(&self, capacity: u32, refill_per_second: f64) {
         let capacity = f64::from(capacity);

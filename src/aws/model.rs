@@ -57,7 +57,7 @@ pub struct Filter {
     pub id: String,
 }
 
-/// Where a network interface is attached, as DescribeNetworkInterfaces reports it.
+/// The attachment of a network interface, as DescribeNetworkInterfaces reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InterfaceAttachment {
     pub network_interface_id: String,
@@ -95,7 +95,7 @@ pub struct ModifySession {
     pub remove_description: bool,
 }
 
-/// The instances a DescribeInstances call asks for.
+/// The instances a DescribeInstances call requests.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct InstanceQuery {
     /// Instance ids; AWS rejects MaxResults together with ids, so such a query is not paged.

@@ -155,7 +155,7 @@ pub fn error_policy<E: Ec2 + 'static>(
         *count
     };
     let delay = backoff(&context.settings, failures);
-    tracing::warn!(policy = %name, failures, retry_in = ?delay, error = %error_chain(error), "Reconcile failed");
+    tracing::warn!(policy = %name, failures, retry_in = ?delay, error = %crate::aws::error_chain(error), "Reconcile failed");
     Action::requeue(delay)
 }
 
@@ -345,10 +345,6 @@ async fn publish<E>(
     if let Err(error) = context.recorder.publish(&event, &policy.object_ref(&())).await {
         tracing::warn!(policy = %name, reason, error = %error, "Failed to publish an Event");
     }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    crate::aws::error_chain(error)
 }
 
 /// Formats the current time as RFC 3339 with seconds.
