@@ -3,6 +3,9 @@
 use std::sync::Mutex;
 use std::time::Instant;
 
+use futures::StreamExt;
+use futures::stream;
+
 use crate::aws::ec2::Ec2;
 use crate::aws::error::{Ec2Error, ErrorKind, code};
 use crate::aws::model::{CreateSession, Session};
@@ -12,6 +15,7 @@ use crate::inventory::Inventory;
 use crate::metrics::Metrics;
 use crate::ownership::ownership_tags;
 use crate::plan::{Delete, DeleteReason, DesiredSession, Drift, Plan, Source, Unmirrored, UnmirroredReason};
+use crate::recent_sessions::RecentSessions;
 use crate::session_index::SessionIndex;
 
 /// Everything one apply changed or failed to change.
@@ -41,6 +45,9 @@ pub struct ApplyContext<'a, E> {
     pub index: &'a Mutex<SessionIndex>,
     pub support: &'a InstanceTypeSupport,
     pub metrics: &'a Metrics,
+    pub recent: &'a Mutex<RecentSessions>,
+    /// Writes in flight at once; the client-side bucket still paces them.
+    pub concurrency: usize,
 }
 
 /// Maps a failed create or repair to the reason reported on its source.
@@ -61,8 +68,10 @@ fn reason_for(error: &Ec2Error) -> UnmirroredReason {
 }
 
 /// Applies a plan: duplicate deletes, repairs, creates, then the other deletes, so that a
-/// source is never left without a session while its replacement is pending. The inventory and the session index
-/// are updated with every change, so that later plans in the same pass see them.
+/// source is never left without a session while its replacement is pending. Within each step
+/// up to `concurrency` writes run at once; they touch distinct sources, so their order does
+/// not matter. The inventory and the session index are updated with every change, so that
+/// later plans in the same pass see them.
 pub async fn apply<E: Ec2>(
     context: &ApplyContext<'_, E>,
     plan: &Plan,
@@ -76,8 +85,15 @@ pub async fn apply<E: Ec2>(
     let duplicates = plan.deletes.iter().filter(|d| d.reason == DeleteReason::Duplicate);
     delete_sessions(context, policy, duplicates, inventory, &mut outcome).await;
 
-    for repair in &plan.repairs {
-        match context.ec2.modify_session(&repair.change).await {
+    let limit = context.concurrency.max(1);
+    let repairs = plan
+        .repairs
+        .iter()
+        .map(|repair| async move { (repair, context.ec2.modify_session(&repair.change).await) })
+        .collect();
+    let repairs = bounded(repairs, limit).await;
+    for (repair, result) in repairs {
+        match result {
             Ok(session) => {
                 tracing::info!(
                     policy,
@@ -110,26 +126,40 @@ pub async fn apply<E: Ec2>(
         }
     }
 
-    for create in &plan.creates {
-        let source = &create.source;
-        let mut request = CreateSession {
-            network_interface_id: source.network_interface_id.clone(),
-            target_id: desired.target_id.clone(),
-            filter_id: desired.filter_id.clone(),
-            number: create.number,
-            packet_length: desired.packet_length,
-            virtual_network_id: desired.virtual_network_id,
-            description: Some(desired.description.clone()),
-            tags: ownership_tags(context.cluster, policy),
-            client_token: String::new(),
-        };
-        let replaces = {
-            let index = context.index.lock().expect("session index lock is not poisoned");
-            index.latest_session(policy, &source.network_interface_id).map(str::to_string)
-        };
-        request.client_token = client_token(context.cluster, policy, &request, replaces.as_deref());
-
-        match context.ec2.create_session(&request).await {
+    let requests: Vec<_> = plan
+        .creates
+        .iter()
+        .map(|create| {
+            let source = &create.source;
+            let mut request = CreateSession {
+                network_interface_id: source.network_interface_id.clone(),
+                target_id: desired.target_id.clone(),
+                filter_id: desired.filter_id.clone(),
+                number: create.number,
+                packet_length: desired.packet_length,
+                virtual_network_id: desired.virtual_network_id,
+                description: Some(desired.description.clone()),
+                tags: ownership_tags(context.cluster, policy),
+                client_token: String::new(),
+            };
+            let replaces = {
+                let index = context.index.lock().expect("session index lock is not poisoned");
+                index.latest_session(policy, &source.network_interface_id).map(str::to_string)
+            };
+            request.client_token = client_token(context.cluster, policy, &request, replaces.as_deref());
+            (source, request, replaces)
+        })
+        .collect();
+    let created = requests
+        .into_iter()
+        .map(|(source, request, replaces)| async move {
+            let result = context.ec2.create_session(&request).await;
+            (source, replaces, result)
+        })
+        .collect();
+    let created = bounded(created, limit).await;
+    for (source, replaces, result) in created {
+        match result {
             Ok(session) => {
                 let reason = if replaces.is_some() { "Replaced" } else { "NewSource" };
                 tracing::info!(
@@ -147,6 +177,7 @@ pub async fn apply<E: Ec2>(
                     &source.network_interface_id,
                     &session.id,
                 );
+                context.recent.lock().expect("recent sessions lock is not poisoned").record(&session);
                 inventory.insert_session(session.clone());
                 outcome.created.push((source.clone(), session));
             }
@@ -173,6 +204,11 @@ pub async fn apply<E: Ec2>(
     outcome
 }
 
+/// Runs futures with at most `limit` in flight and returns their outputs in order.
+async fn bounded<F: Future>(futures: Vec<F>, limit: usize) -> Vec<F::Output> {
+    stream::iter(futures).buffered(limit).collect().await
+}
+
 /// Deletes sessions, counting a session that is already gone as deleted.
 async fn delete_sessions<'p, E: Ec2>(
     context: &ApplyContext<'_, E>,
@@ -181,8 +217,11 @@ async fn delete_sessions<'p, E: Ec2>(
     inventory: &mut Inventory,
     outcome: &mut ApplyOutcome,
 ) {
-    for delete in deletes {
-        match context.ec2.delete_session(&delete.session_id).await {
+    let results =
+        deletes.map(|delete| async move { (delete, context.ec2.delete_session(&delete.session_id).await) }).collect();
+    let results = bounded(results, context.concurrency.max(1)).await;
+    for (delete, result) in results {
+        match result {
             // A session that is already gone is what a delete wants.
             Err(error) if !error.has_code(code::SESSION_NOT_FOUND) => {
                 tracing::warn!(
@@ -203,6 +242,7 @@ async fn delete_sessions<'p, E: Ec2>(
                     "Deleted session"
                 );
                 context.metrics.sessions_deleted.with_label_values(&[policy, delete.reason.as_str()]).inc();
+                context.recent.lock().expect("recent sessions lock is not poisoned").forget(&delete.session_id);
                 inventory.remove_session(&delete.session_id);
                 outcome.deleted.push(delete.clone());
             }

@@ -15,6 +15,7 @@ use crate::metrics::Metrics;
 use crate::ownership;
 use crate::plan::{DeleteReason, DesiredSession, plan};
 use crate::policy::MirrorPolicy;
+use crate::recent_sessions::RecentSessions;
 use crate::report::{Coverage, PolicyOutcome, PolicyReport};
 use crate::session_index::SessionIndex;
 use crate::validate::validate;
@@ -39,7 +40,14 @@ pub struct Engine<E> {
     /// session on it.
     pass_lock: tokio::sync::Mutex<()>,
     pub metrics: Arc<Metrics>,
+    /// Sessions created lately, which Describe may not show yet.
+    pub recent: Mutex<RecentSessions>,
+    /// Writes in flight at once within one step of an apply.
+    write_concurrency: usize,
 }
+
+/// Writes in flight at once unless configured otherwise.
+pub const DEFAULT_WRITE_CONCURRENCY: usize = 4;
 
 impl<E: Ec2> Engine<E> {
     pub fn new(ec2: E, cluster: impl Into<String>, support: InstanceTypeSupport, metrics: Arc<Metrics>) -> Self {
@@ -52,7 +60,28 @@ impl<E: Ec2> Engine<E> {
             catalog: Mutex::new(None),
             pass_lock: tokio::sync::Mutex::new(()),
             metrics,
+            recent: Mutex::new(RecentSessions::default()),
+            write_concurrency: DEFAULT_WRITE_CONCURRENCY,
         }
+    }
+
+    /// Sets how many writes run at once within one step of an apply (at least 1).
+    pub fn with_write_concurrency(mut self, concurrency: usize) -> Self {
+        self.write_concurrency = concurrency.max(1);
+        self
+    }
+
+    /// Sets how long a created session is trusted while Describe does not show it; zero trusts
+    /// Describe alone.
+    pub fn with_consistency_window(mut self, window: std::time::Duration) -> Self {
+        self.recent = Mutex::new(RecentSessions::new(window));
+        self
+    }
+
+    /// Forgets a recent session that a DeleteTrafficMirrorSession event reports deleted, so the
+    /// next pass replaces it without waiting for the consistency window.
+    pub fn session_deleted(&self, session_id: &str) {
+        self.recent.lock().expect("recent sessions lock is not poisoned").forget(session_id);
     }
 
     /// Reconciles every policy against one region-wide inventory read. Invalid policies are
@@ -116,6 +145,10 @@ impl<E: Ec2> Engine<E> {
         // Kept from any pass: a source pass that had to read the catalog for a new policy's
         // filter spares the next one that read.
         *self.catalog.lock().expect("catalog lock is not poisoned") = Some(catalog);
+        let filled = self.recent.lock().expect("recent sessions lock is not poisoned").fill_in(&mut inventory);
+        if filled > 0 {
+            tracing::debug!(sessions = filled, "Added recent sessions that Describe does not show yet");
+        }
         if sources.is_none() {
             self.index.lock().expect("session index lock is not poisoned").refresh(&self.cluster, &inventory);
             self.attachments.lock().expect("attachment index lock is not poisoned").refresh(&inventory);
@@ -143,6 +176,8 @@ impl<E: Ec2> Engine<E> {
                         index: &self.index,
                         support: &self.support,
                         metrics: &self.metrics,
+                        recent: &self.recent,
+                        concurrency: self.write_concurrency,
                     };
                     let outcome = apply(&context, &plan, &DesiredSession::of(policy), &mut inventory).await;
                     let coverage = Coverage::after_apply(&plan, &outcome);
@@ -197,6 +232,18 @@ impl<E: Ec2> Engine<E> {
             }
         }
 
+        // Sessions created lately may not show in Describe yet.
+        let recent = self
+            .recent
+            .lock()
+            .expect("recent sessions lock is not poisoned")
+            .matching(|s| ownership::is_owned_by(s, &self.cluster, policy));
+        for session in recent {
+            if !sessions.iter().any(|s| s.id == session.id) {
+                sessions.push(session);
+            }
+        }
+
         let mut deleted = 0;
         // The tags are checked again, because the server-side filter is only a pre-selection.
         for session in sessions.iter().filter(|s| ownership::is_owned_by(s, &self.cluster, policy)) {
@@ -205,6 +252,7 @@ impl<E: Ec2> Engine<E> {
                 Err(error) if error.has_code(code::SESSION_NOT_FOUND) => {}
                 Err(error) => return Err(error),
             }
+            self.session_deleted(&session.id);
             tracing::info!(policy, network_interface_id = %session.network_interface_id, session_id = %session.id, "Deleted session of a deleted policy");
             self.metrics.sessions_deleted.with_label_values(&[policy, DeleteReason::PolicyDeleted.as_str()]).inc();
             deleted += 1;

@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use crate::apply::ApplyOutcome;
 use crate::aws::ec2::Ec2;
 use crate::engine::{Engine, Mode};
-use crate::events::{Classification, WakeEvent, classify};
+use crate::events::{Classification, EventKind, WakeEvent, classify};
 use crate::inventory::SourceScope;
 use crate::metrics::Metrics;
 use crate::policy::MirrorPolicy;
@@ -225,13 +225,20 @@ impl<E: Ec2 + 'static> Consumer<E> {
 
     /// Resolves the events to sources and policies and runs the passes they need. Returns the
     /// number of writes, or an error when any part failed for a reason worth a redelivery.
-    async fn reconcile_events(&self, events: &[&WakeEvent]) -> anyhow::Result<usize> {
+    pub async fn reconcile_events(&self, events: &[&WakeEvent]) -> anyhow::Result<usize> {
         let policies = (self.policies)()?;
         let mut sources = SourceScope::default();
         let mut changed_targets = BTreeSet::new();
         let mut changed_filters = BTreeSet::new();
         for event in events {
             let scope = &event.scope;
+            if event.kind == EventKind::DeleteTrafficMirrorSession {
+                // Deleted for sure, since failed calls wake nothing: a session created moments
+                // ago that Describe does not show yet must not count as mirroring any more.
+                for session_id in &scope.session_ids {
+                    self.engine.session_deleted(session_id);
+                }
+            }
             sources.instance_ids.extend(scope.instance_ids.iter().cloned());
             sources.network_interface_ids.extend(scope.network_interface_ids.iter().cloned());
             {

@@ -19,6 +19,7 @@ pub mod ownership;
 pub mod plan;
 pub mod policy;
 pub mod policy_files;
+pub mod recent_sessions;
 pub mod report;
 pub mod selector;
 pub mod session_index;

@@ -14,6 +14,11 @@ use vpc_mirror_controller::aws::config::{self, AwsSettings};
 use vpc_mirror_controller::aws::ec2::SdkEc2;
 use vpc_mirror_controller::aws::instrumented::Instrumented;
 use vpc_mirror_controller::aws::rate_limit::{RateLimited, TokenBucket};
+use vpc_mirror_controller::aws::retry::{RetryPolicy, Retrying};
+
+/// The EC2 client of the controller: retries outside the write bucket, which sits outside the
+/// per-attempt call counts.
+type ControllerEc2 = Retrying<RateLimited<Instrumented<SdkEc2>>>;
 use vpc_mirror_controller::engine::{Engine, Mode};
 use vpc_mirror_controller::event_consumer::{Consumer, ConsumerOptions};
 use vpc_mirror_controller::instance_types::{InstanceTypeSupport, parse_overrides};
@@ -61,12 +66,26 @@ struct AwsArgs {
     #[arg(long, env = "AWS_REGION")]
     region: Option<String>,
 
-    /// Attempts per AWS call, including the first; throttled and failed calls back off between attempts.
-    #[arg(long, default_value_t = 3)]
+    /// Attempts per AWS call, including the first. Throttled, timed-out and 5xx calls are tried
+    /// again after a random pause below a cap that doubles with each attempt.
+    #[arg(long, default_value_t = 4)]
     aws_max_attempts: u32,
+
+    /// The first backoff cap after a timeout or 5xx; throttling starts at five times this.
+    #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
+    aws_retry_base_delay: Duration,
+
+    /// The largest backoff cap.
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+    aws_retry_max_delay: Duration,
+
+    /// Session writes in flight at once; the write rate still paces them.
+    #[arg(long, default_value_t = 4)]
+    aws_write_concurrency: usize,
 
     /// Session writes (create, modify, delete) per second at most. EC2 refills the account's
     /// shared write bucket at 5 per second, so the default leaves most of it to other tools.
+    /// A throttled write halves the rate for a while.
     #[arg(long, default_value_t = 2.0)]
     aws_write_rate: f64,
 
@@ -156,7 +175,7 @@ fn init_logging(format: LogFormat) {
 async fn build_engine(
     args: &AwsArgs,
     metrics: Arc<Metrics>,
-) -> anyhow::Result<(Engine<Instrumented<RateLimited<SdkEc2>>>, aws_config::SdkConfig)> {
+) -> anyhow::Result<(Engine<ControllerEc2>, aws_config::SdkConfig)> {
     let overrides = parse_overrides(&args.instance_type_overrides).map_err(anyhow::Error::msg)?;
     let settings = AwsSettings {
         endpoint_url: args.aws_endpoint_url.clone(),
@@ -167,10 +186,18 @@ async fn build_engine(
     if sdk_config.region().is_none() {
         anyhow::bail!("no AWS region configured: set --region or AWS_REGION");
     }
+    // Every attempt passes the bucket and is counted; the retry layer sits outside both.
+    let sdk = Instrumented::new(SdkEc2::new(config::ec2_client(&sdk_config)), metrics.clone());
     let writes = TokenBucket::new(args.aws_write_burst, args.aws_write_rate);
-    let ec2 =
-        Instrumented::new(RateLimited::new(SdkEc2::new(config::ec2_client(&sdk_config)), writes), metrics.clone());
-    let engine = Engine::new(ec2, args.cluster_name.clone(), InstanceTypeSupport::new(overrides), metrics);
+    let limited = RateLimited::new(sdk, writes).with_metrics(metrics.clone());
+    let retry = RetryPolicy {
+        max_attempts: args.aws_max_attempts.max(1),
+        base_delay: args.aws_retry_base_delay,
+        max_delay: args.aws_retry_max_delay,
+    };
+    let ec2 = Retrying::new(limited, retry, metrics.clone());
+    let engine = Engine::new(ec2, args.cluster_name.clone(), InstanceTypeSupport::new(overrides), metrics)
+        .with_write_concurrency(args.aws_write_concurrency);
     Ok((engine, sdk_config))
 }
 
@@ -211,7 +238,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
 
 async fn run_in_kubernetes(
     args: RunArgs,
-    engine: Arc<Engine<Instrumented<RateLimited<SdkEc2>>>>,
+    engine: Arc<Engine<ControllerEc2>>,
     sdk_config: aws_config::SdkConfig,
 ) -> anyhow::Result<()> {
     let client = kube::Client::try_default().await.map_err(|e| {

@@ -28,6 +28,9 @@ pub struct Metrics {
     pub sessions_repaired: IntCounterVec,
     pub sessions_deleted: IntCounterVec,
     pub aws_calls: IntCounterVec,
+    pub aws_retries: IntCounterVec,
+    pub aws_write_rate: prometheus::Gauge,
+    pub aws_rate_limit_wait_seconds: prometheus::Counter,
     pub reconcile_duration: HistogramVec,
     pub reconciles: IntCounterVec,
     pub event_messages_received: IntCounterVec,
@@ -92,6 +95,24 @@ impl Metrics {
                 "AWS API calls by operation and outcome (success, throttled, error).",
             ),
             &["operation", "outcome"],
+        )
+        .expect("metric definition is valid");
+        let aws_retries = IntCounterVec::new(
+            Opts::new(
+                "vpcmirror_aws_retries_total",
+                "AWS calls attempted again after a failure, by operation and reason (throttled, transient).",
+            ),
+            &["operation", "reason"],
+        )
+        .expect("metric definition is valid");
+        let aws_write_rate = prometheus::Gauge::new(
+            "vpcmirror_aws_write_rate_limit",
+            "Session writes per second the client-side bucket allows now; it drops after throttling.",
+        )
+        .expect("metric definition is valid");
+        let aws_rate_limit_wait_seconds = prometheus::Counter::new(
+            "vpcmirror_aws_rate_limit_wait_seconds_total",
+            "Time session writes spent waiting for the client-side bucket.",
         )
         .expect("metric definition is valid");
         let reconcile_duration = HistogramVec::new(
@@ -164,6 +185,9 @@ impl Metrics {
             Box::new(sessions_repaired.clone()),
             Box::new(sessions_deleted.clone()),
             Box::new(aws_calls.clone()),
+            Box::new(aws_retries.clone()),
+            Box::new(aws_write_rate.clone()),
+            Box::new(aws_rate_limit_wait_seconds.clone()),
             Box::new(reconcile_duration.clone()),
             Box::new(reconciles.clone()),
             Box::new(event_messages_received.clone()),
@@ -187,6 +211,9 @@ impl Metrics {
             sessions_repaired,
             sessions_deleted,
             aws_calls,
+            aws_retries,
+            aws_write_rate,
+            aws_rate_limit_wait_seconds,
             reconcile_duration,
             reconciles,
             event_messages_received,

@@ -241,7 +241,7 @@ fn chart_crd_matches_committed_crd() {
 /// children, so the families come from each collector instead.
 fn exported_series() -> BTreeSet<String> {
     let metrics = Metrics::new();
-    let collectors: [&dyn Collector; 17] = [
+    let collectors: [&dyn Collector; 20] = [
         &metrics.policy_network_interfaces,
         &metrics.policy_unmirrored,
         &metrics.policy_coverage_ratio,
@@ -249,6 +249,9 @@ fn exported_series() -> BTreeSet<String> {
         &metrics.sessions_repaired,
         &metrics.sessions_deleted,
         &metrics.aws_calls,
+        &metrics.aws_retries,
+        &metrics.aws_write_rate,
+        &metrics.aws_rate_limit_wait_seconds,
         &metrics.reconcile_duration,
         &metrics.reconciles,
         &metrics.event_messages_received,

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use support::prod_policy;
 use vpc_mirror_controller::aws::error::{Ec2Error, ErrorKind, code};
 use vpc_mirror_controller::aws::fake::FakeEc2;
+use vpc_mirror_controller::aws::fake::load::LoadModel;
 use vpc_mirror_controller::aws::model::{CreateSession, Session};
 use vpc_mirror_controller::engine::{Engine, Mode};
 use vpc_mirror_controller::instance_types::InstanceTypeSupport;
@@ -15,6 +16,7 @@ use vpc_mirror_controller::metrics::Metrics;
 use vpc_mirror_controller::ownership::ownership_tags;
 use vpc_mirror_controller::plan::UnmirroredReason;
 use vpc_mirror_controller::policy::MirrorPolicy;
+use vpc_mirror_controller::recent_sessions;
 use vpc_mirror_controller::report::{PolicyOutcome, PolicyReport};
 
 const CLUSTER: &str = "test";
@@ -163,6 +165,9 @@ async fn deleted_session_heals_despite_token_memory() {
     world.reconcile(std::slice::from_ref(&policy)).await;
     let first = world.sessions_on(&enis[0]).remove(0);
     world.ec2().delete_session_directly(&first.id);
+    // What the consumer does with the DeleteTrafficMirrorSession event; without it the engine
+    // trusts its own creation for the consistency window (see below).
+    world.engine.session_deleted(&first.id);
 
     world.reconcile(std::slice::from_ref(&policy)).await;
 
@@ -173,7 +178,7 @@ async fn deleted_session_heals_despite_token_memory() {
     assert_ne!(sessions[0].id, first.id);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn restart_heals_within_two_passes() {
     let world = World::new();
     let (_, enis) = world.ec2().add_instance("m5.large", &[("env", "prod")], &["interface"]);
@@ -186,10 +191,51 @@ async fn restart_heals_within_two_passes() {
 
     engine.reconcile(std::slice::from_ref(&policy), Mode::Apply).await.unwrap();
     let after_first_pass = sessions_on(&engine.ec2, &enis[0]);
+    // The engine cannot tell the returned session from a new one that Describe does not show
+    // yet, so it trusts it for the consistency window, which is shorter than the resync interval.
+    tokio::time::advance(recent_sessions::DEFAULT_WINDOW).await;
     engine.reconcile(&[policy], Mode::Apply).await.unwrap();
 
     assert!(after_first_pass.is_empty(), "AWS returns the deleted session for the original token");
     let sessions = sessions_on(&engine.ec2, &enis[0]);
+    assert_eq!(sessions.len(), 1);
+    assert_ne!(sessions[0].id, first.id);
+}
+
+#[tokio::test(start_paused = true)]
+async fn session_hidden_from_describe_is_not_created_twice() {
+    let world = World::new();
+    let model = LoadModel { visibility_delay: std::time::Duration::from_secs(30), ..LoadModel::default() };
+    world.ec2().set_load_model(model);
+    let (_, enis) = world.ec2().add_instance("m5.large", &[("env", "prod")], &["interface"]);
+    let policy = world.policy("");
+
+    world.reconcile(std::slice::from_ref(&policy)).await;
+    // Describe does not show the session yet, and its replacement would get a fresh token.
+    let reports = world.reconcile(std::slice::from_ref(&policy)).await;
+
+    assert_eq!(world.sessions_on(&enis[0]).len(), 1);
+    assert_eq!(world.ec2().calls("CreateTrafficMirrorSession"), 1);
+    assert_eq!(mirrored(&reports[0]), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn session_deleted_without_event_heals_after_consistency_window() {
+    let world = World::new();
+    let (_, enis) = world.ec2().add_instance("m5.large", &[("env", "prod")], &["interface"]);
+    let policy = world.policy("");
+    world.reconcile(std::slice::from_ref(&policy)).await;
+    let first = world.sessions_on(&enis[0]).remove(0);
+    world.ec2().delete_session_directly(&first.id);
+
+    // Within the window the engine cannot tell a deleted session from an unseen one.
+    world.reconcile(std::slice::from_ref(&policy)).await;
+    let within_window = world.sessions_on(&enis[0]).len();
+    tokio::time::advance(recent_sessions::DEFAULT_WINDOW).await;
+    world.reconcile(std::slice::from_ref(&policy)).await;
+
+    assert_eq!(within_window, 0);
+    let sessions = world.sessions_on(&enis[0]);
     assert_eq!(sessions.len(), 1);
     assert_ne!(sessions[0].id, first.id);
 }

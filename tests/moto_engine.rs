@@ -193,6 +193,8 @@ async fn deleted_owned_session_is_recreated() {
     s.engine.reconcile(std::slice::from_ref(&policy), Mode::Apply).await.unwrap();
     let first = s.fleet.sessions_on(&enis[0]).await[0].traffic_mirror_session_id().unwrap().to_string();
     s.fleet.ec2.delete_traffic_mirror_session().traffic_mirror_session_id(&first).send().await.unwrap();
+    // The consumer passes this on from the DeleteTrafficMirrorSession event.
+    s.engine.session_deleted(&first);
 
     s.engine.reconcile(&[policy], Mode::Apply).await.unwrap();
 
@@ -338,6 +340,7 @@ async fn source_pass_reads_named_interfaces() {
     s.engine.reconcile(std::slice::from_ref(&policy), Mode::Apply).await.unwrap();
     let deleted = s.fleet.sessions_on(&enis[1]).await[0].traffic_mirror_session_id().unwrap().to_string();
     s.fleet.ec2.delete_traffic_mirror_session().traffic_mirror_session_id(&deleted).send().await.unwrap();
+    s.engine.session_deleted(&deleted);
     let reads_before = calls(&s.metrics, "DescribeInstances") + calls(&s.metrics, "DescribeNetworkInterfaces");
     let sources = SourceScope { network_interface_ids: [enis[1].clone()].into(), ..SourceScope::default() };
 

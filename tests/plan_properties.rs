@@ -24,6 +24,7 @@ use vpc_mirror_controller::policy::{
     FilterRef, InstanceSelector, InterfaceSelection, MirrorPolicy, MirrorPolicySpec, SessionTemplate, TagSelector,
     TargetRef,
 };
+use vpc_mirror_controller::recent_sessions::RecentSessions;
 use vpc_mirror_controller::session_index::SessionIndex;
 
 const CLUSTER: &str = "prod";
@@ -667,8 +668,17 @@ async fn plan_apply_replan(seeded: &Seeded) -> (Vec<String>, Plan) {
     let support = InstanceTypeSupport::default();
     let metrics = Metrics::new();
     let index = Mutex::new(SessionIndex::default());
-    let context =
-        ApplyContext { ec2: &seeded.ec2, cluster: CLUSTER, index: &index, support: &support, metrics: &metrics };
+    let recent = Mutex::new(RecentSessions::default());
+    // Writes run four at a time, as in the controller.
+    let context = ApplyContext {
+        ec2: &seeded.ec2,
+        cluster: CLUSTER,
+        index: &index,
+        support: &support,
+        metrics: &metrics,
+        recent: &recent,
+        concurrency: 4,
+    };
     let desired = DesiredSession::of(&seeded.policy);
 
     let mut inventory = read_inventory(&seeded.ec2, &seeded.policy).await;

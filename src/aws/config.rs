@@ -12,7 +12,8 @@ pub struct AwsSettings {
     pub endpoint_url: Option<String>,
     /// The region; otherwise `AWS_REGION`, the profile, or instance metadata decide.
     pub region: Option<String>,
-    /// Attempts per call, including the first; the SDK backs off between them.
+    /// Attempts per SQS call, including the first; the SDK backs off between them. EC2 calls
+    /// get one SDK attempt, see `ec2_client`.
     pub max_attempts: u32,
 }
 
@@ -33,7 +34,11 @@ pub async fn load(settings: &AwsSettings) -> aws_config::SdkConfig {
     loader.load().await
 }
 
-/// Builds the EC2 client of a loaded configuration.
+/// Builds the EC2 client of a loaded configuration, with one attempt per call: the
+/// controller retries EC2 calls itself (`retry::Retrying`), so that each attempt passes the
+/// client-side write bucket and is counted.
 pub fn ec2_client(config: &aws_config::SdkConfig) -> aws_sdk_ec2::Client {
-    aws_sdk_ec2::Client::new(config)
+    let single_attempt =
+        aws_sdk_ec2::config::Builder::from(config).retry_config(RetryConfig::standard().with_max_attempts(1));
+    aws_sdk_ec2::Client::from_conf(single_attempt.build())
 }

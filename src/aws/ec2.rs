@@ -60,6 +60,54 @@ pub trait Ec2: Send + Sync {
     fn delete_session(&self, session_id: &str) -> impl Future<Output = Result<(), Ec2Error>> + Send;
 }
 
+/// A shared `Ec2`, so that a test can keep a handle on the in-memory EC2 that an engine uses,
+/// and a restarted engine can find the same account.
+impl<E: Ec2> Ec2 for std::sync::Arc<E> {
+    async fn describe_instances(
+        &self,
+        query: &InstanceQuery,
+        next_token: Option<String>,
+    ) -> Result<Page<Instance>, Ec2Error> {
+        (**self).describe_instances(query, next_token).await
+    }
+
+    async fn describe_sessions(
+        &self,
+        filters: &[(String, Vec<String>)],
+        next_token: Option<String>,
+    ) -> Result<Page<Session>, Ec2Error> {
+        (**self).describe_sessions(filters, next_token).await
+    }
+
+    async fn describe_targets(&self, next_token: Option<String>) -> Result<Page<Target>, Ec2Error> {
+        (**self).describe_targets(next_token).await
+    }
+
+    async fn describe_network_interfaces(
+        &self,
+        ids: &[String],
+        next_token: Option<String>,
+    ) -> Result<Page<InterfaceAttachment>, Ec2Error> {
+        (**self).describe_network_interfaces(ids, next_token).await
+    }
+
+    async fn describe_filters(&self, ids: &[String], next_token: Option<String>) -> Result<Page<Filter>, Ec2Error> {
+        (**self).describe_filters(ids, next_token).await
+    }
+
+    async fn create_session(&self, request: &CreateSession) -> Result<Session, Ec2Error> {
+        (**self).create_session(request).await
+    }
+
+    async fn modify_session(&self, request: &ModifySession) -> Result<Session, Ec2Error> {
+        (**self).modify_session(request).await
+    }
+
+    async fn delete_session(&self, session_id: &str) -> Result<(), Ec2Error> {
+        (**self).delete_session(session_id).await
+    }
+}
+
 /// `Ec2` over the real aws-sdk-ec2 client.
 #[derive(Clone)]
 pub struct SdkEc2 {

@@ -7,6 +7,7 @@ pub mod fake;
 pub mod instrumented;
 pub mod model;
 pub mod rate_limit;
+pub mod retry;
 
 /// Joins an error and its sources into one line, because the SDK's top-level messages
 /// ("dispatch failure") hide the cause.

@@ -3,7 +3,12 @@
 //! EC2 meters mutating calls per account and region in one bucket that every tool of the
 //! account shares (50 calls, refilled at 5 per second). The controller keeps its own writes
 //! well under that, so that healing a large fleet never starves other tools or itself.
+//!
+//! The bucket adapts: a throttled write halves its refill rate, because other tools are
+//! spending the account's bucket, and each successful write wins back a twentieth of the
+//! configured rate.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Mutex;
@@ -11,26 +16,61 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::ec2::Ec2;
-use super::error::Ec2Error;
+use super::error::{Ec2Error, ErrorKind};
 use super::model::{
     CreateSession, Filter, Instance, InstanceQuery, InterfaceAttachment, ModifySession, Page, Session, Target,
 };
+use crate::metrics::Metrics;
 
-/// A token bucket: up to `capacity` calls at once, refilled at `refill_per_second`.
+/// The slowest refill rate, so that a misconfiguration or a long throttling spell slows
+/// writes down instead of stopping them.
+const SLOWEST_RATE: f64 = 1.0 / 60.0;
+
+/// The level of a bucket.
+#[derive(Debug)]
+struct Level {
+    tokens: f64,
+    last_refill: Instant,
+    /// The refill rate now, at most the configured one.
+    rate: f64,
+}
+
+/// A token bucket: up to `capacity` calls at once, refilled at `refill_per_second` unless
+/// throttling slowed it down.
 #[derive(Debug)]
 pub struct TokenBucket {
     capacity: f64,
     refill_per_second: f64,
-    state: Mutex<(f64, Instant)>,
+    state: Mutex<Level>,
 }
 
 impl TokenBucket {
-    /// Creates a full bucket. A refill rate of zero or less is raised to one call a minute, so
-    /// that a misconfiguration slows writes down instead of stopping them forever.
+    /// Creates a full bucket. A refill rate of zero or less is raised to one call a minute.
     pub fn new(capacity: u32, refill_per_second: f64) -> Self {
         let capacity = f64::from(capacity.max(1));
-        let refill_per_second = refill_per_second.max(1.0 / 60.0);
-        TokenBucket { capacity, refill_per_second, state: Mutex::new((capacity, Instant::now())) }
+        let refill_per_second = refill_per_second.max(SLOWEST_RATE);
+        let level = Level { tokens: capacity, last_refill: Instant::now(), rate: refill_per_second };
+        TokenBucket { capacity, refill_per_second, state: Mutex::new(level) }
+    }
+
+    /// Returns the refill rate now.
+    pub async fn rate(&self) -> f64 {
+        self.state.lock().await.rate
+    }
+
+    /// Halves the refill rate and empties the bucket, after AWS throttled a call.
+    pub async fn slow_down(&self) -> f64 {
+        let mut level = self.state.lock().await;
+        level.rate = (level.rate / 2.0).max(SLOWEST_RATE);
+        level.tokens = level.tokens.min(0.0);
+        level.rate
+    }
+
+    /// Wins back a twentieth of the configured rate, after a call went through.
+    pub async fn speed_up(&self) -> f64 {
+        let mut level = self.state.lock().await;
+        level.rate = (level.rate + self.refill_per_second / 20.0).min(self.refill_per_second);
+        level.rate
     }
 
     /// Waits until a token is available, takes it, and returns the time spent waiting.
@@ -38,36 +78,70 @@ impl TokenBucket {
         let started = Instant::now();
         loop {
             let wait = {
-                let mut state = self.state.lock().await;
-                let (tokens, last) = &mut *state;
+                let mut level = self.state.lock().await;
                 let now = Instant::now();
-                *tokens =
-                    (*tokens + now.duration_since(*last).as_secs_f64() * self.refill_per_second).min(self.capacity);
-                *last = now;
-                if *tokens >= 1.0 {
-                    *tokens -= 1.0;
+                let refilled = now.duration_since(level.last_refill).as_secs_f64() * level.rate;
+                level.tokens = (level.tokens + refilled).min(self.capacity);
+                level.last_refill = now;
+                if level.tokens >= 1.0 {
+                    level.tokens -= 1.0;
                     return started.elapsed();
                 }
-                Duration::from_secs_f64((1.0 - *tokens) / self.refill_per_second)
+                wait_for_token(level.tokens, level.rate)
             };
             tokio::time::sleep(wait).await;
         }
     }
 }
 
-/// Passes reads straight through and makes every write wait for a token.
+/// Returns how long a bucket with `tokens` (below 1) waits for a whole token at `rate`. The
+/// wait is at least a millisecond: rounding can leave a shortfall of a few nanoseconds, and a
+/// zero sleep on a paused test clock never lets time advance, so the loop would spin forever.
+fn wait_for_token(tokens: f64, rate: f64) -> Duration {
+    Duration::from_secs_f64((1.0 - tokens) / rate).max(Duration::from_millis(1))
+}
+
+/// Passes reads straight through and makes every write wait for a token; a throttled write
+/// slows the bucket down.
 pub struct RateLimited<E> {
     inner: E,
     writes: TokenBucket,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl<E> RateLimited<E> {
     pub fn new(inner: E, writes: TokenBucket) -> Self {
-        RateLimited { inner, writes }
+        RateLimited { inner, writes, metrics: None }
+    }
+
+    /// Publishes the wait and the current rate in these metrics.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        metrics.aws_write_rate.set(self.writes.refill_per_second);
+        self.metrics = Some(metrics);
+        self
     }
 
     pub fn inner(&self) -> &E {
         &self.inner
+    }
+
+    pub fn bucket(&self) -> &TokenBucket {
+        &self.writes
+    }
+
+    /// Runs one write: waits for a token, then adapts the rate to the outcome.
+    async fn write<T>(&self, call: impl Future<Output = Result<T, Ec2Error>>) -> Result<T, Ec2Error> {
+        let waited = self.writes.acquire().await;
+        let result = call.await;
+        let rate = match &result {
+            Err(error) if error.kind == ErrorKind::Throttled => self.writes.slow_down().await,
+            _ => self.writes.speed_up().await,
+        };
+        if let Some(metrics) = &self.metrics {
+            metrics.aws_rate_limit_wait_seconds.inc_by(waited.as_secs_f64());
+            metrics.aws_write_rate.set(rate);
+        }
+        result
     }
 }
 
@@ -105,18 +179,15 @@ impl<E: Ec2> Ec2 for RateLimited<E> {
     }
 
     async fn create_session(&self, request: &CreateSession) -> Result<Session, Ec2Error> {
-        self.writes.acquire().await;
-        self.inner.create_session(request).await
+        self.write(self.inner.create_session(request)).await
     }
 
     async fn modify_session(&self, request: &ModifySession) -> Result<Session, Ec2Error> {
-        self.writes.acquire().await;
-        self.inner.modify_session(request).await
+        self.write(self.inner.modify_session(request)).await
     }
 
     async fn delete_session(&self, session_id: &str) -> Result<(), Ec2Error> {
-        self.writes.acquire().await;
-        self.inner.delete_session(session_id).await
+        self.write(self.inner.delete_session(session_id)).await
     }
 }
 
@@ -146,5 +217,26 @@ mod tests {
         let elapsed = started.elapsed();
         assert!(elapsed >= Duration::from_millis(1990), "{elapsed:?}");
         assert!(elapsed <= Duration::from_millis(2100), "{elapsed:?}");
+    }
+
+    #[test]
+    fn a_rounding_shortfall_still_waits_a_millisecond() {
+        assert_eq!(wait_for_token(1.0 - 1e-15, 2.0), Duration::from_millis(1));
+        assert_eq!(wait_for_token(0.0, 2.0), Duration::from_millis(500));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn throttling_halves_the_rate_and_successes_win_it_back() {
+        let bucket = TokenBucket::new(1, 4.0);
+        assert_eq!(bucket.slow_down().await, 2.0);
+        assert_eq!(bucket.slow_down().await, 1.0);
+        bucket.acquire().await;
+        // The bucket was emptied and refills at 1 per second now.
+        let waited = bucket.acquire().await;
+        assert!(waited >= Duration::from_millis(990), "{waited:?}");
+        for _ in 0..100 {
+            bucket.speed_up().await;
+        }
+        assert_eq!(bucket.rate().await, 4.0);
     }
 }

@@ -2,9 +2,20 @@
 //! per interface, unique session numbers, quotas, idempotent ClientTokens (including the
 //! return of a deleted session for a reused token), unsupported sources, pagination, and
 //! injected errors. Tests use it for rules and faults; moto proves the wire format.
+//!
+//! It is also a load model (`load`): the account's token buckets, latency, random faults and
+//! eventual consistency. `actors` plays the other people and tools of the account. Lookups are
+//! indexed, so fleets of 100,000 interfaces cost the benchmarks little.
+
+pub mod actors;
+pub mod load;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
+
+use tokio::time::Instant;
+
+use self::load::{Admission, CallClass, LoadModel, LoadState, timeout_error};
 
 use super::ec2::Ec2;
 use super::error::{Ec2Error, code};
@@ -25,10 +36,21 @@ pub const SESSIONS_PER_INTERFACE: usize = 3;
 type TokenFingerprint =
     (String, String, String, i32, Option<i32>, Option<i32>, Option<String>, BTreeMap<String, String>);
 
-#[derive(Default)]
 struct State {
     instances: BTreeMap<String, Instance>,
     sessions: BTreeMap<String, Session>,
+    /// The instance each attached interface belongs to.
+    interface_owner: HashMap<String, String>,
+    /// Session ids by source interface.
+    sessions_by_interface: HashMap<String, BTreeSet<String>>,
+    /// New sessions that DescribeTrafficMirrorSessions does not show yet.
+    invisible_until: HashMap<String, Instant>,
+    account_session_limit: usize,
+    /// Where the search for the lowest free virtual network id starts; ids below are taken.
+    free_vni_from: i32,
+    load: LoadState,
+    /// Sessions as they were before each modify or delete call, for ownership checks.
+    session_writes: Vec<(&'static str, Session)>,
     targets: BTreeMap<String, Target>,
     filters: BTreeSet<String>,
     tokens: HashMap<String, (TokenFingerprint, Session)>,
@@ -40,9 +62,58 @@ struct State {
     unsupported_types: Option<HashSet<String>>,
     /// Interfaces that exist but are attached to no instance.
     detached_interfaces: BTreeSet<String>,
-    /// The account's bucket for mutating calls as (capacity, refill per second, tokens, last
-    /// refill), when throttling is modelled.
-    write_bucket: Option<(f64, f64, f64, std::time::Instant)>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            instances: BTreeMap::new(),
+            sessions: BTreeMap::new(),
+            interface_owner: HashMap::new(),
+            sessions_by_interface: HashMap::new(),
+            invisible_until: HashMap::new(),
+            account_session_limit: ACCOUNT_SESSION_LIMIT,
+            free_vni_from: 1,
+            load: LoadState::new(LoadModel::default()),
+            session_writes: Vec::new(),
+            targets: BTreeMap::new(),
+            filters: BTreeSet::new(),
+            tokens: HashMap::new(),
+            used_virtual_network_ids: HashSet::new(),
+            next_id: 0,
+            page_size: None,
+            faults: HashMap::new(),
+            calls: BTreeMap::new(),
+            unsupported_types: None,
+            detached_interfaces: BTreeSet::new(),
+        }
+    }
+}
+
+impl State {
+    fn insert_session(&mut self, session: Session) {
+        self.sessions_by_interface.entry(session.network_interface_id.clone()).or_default().insert(session.id.clone());
+        self.sessions.insert(session.id.clone(), session);
+    }
+
+    fn remove_session(&mut self, session_id: &str) -> Option<Session> {
+        let session = self.sessions.remove(session_id)?;
+        self.invisible_until.remove(session_id);
+        if let Some(ids) = self.sessions_by_interface.get_mut(&session.network_interface_id) {
+            ids.remove(session_id);
+            if ids.is_empty() {
+                self.sessions_by_interface.remove(&session.network_interface_id);
+            }
+        }
+        Some(session)
+    }
+
+    fn sessions_on<'a>(&'a self, interface_id: &str) -> impl Iterator<Item = &'a Session> + 'a {
+        self.sessions_by_interface
+            .get(interface_id)
+            .into_iter()
+            .flat_map(|ids| ids.iter().filter_map(|id| self.sessions.get(id)))
+    }
 }
 
 /// The in-memory EC2. All methods take `&self`; state sits behind a mutex.
@@ -84,35 +155,90 @@ impl FakeEc2 {
         hex_id(prefix, state.next_id)
     }
 
-    /// Counts a call and returns the next injected error of the operation, if any.
-    fn enter(&self, operation: &'static str) -> Result<(), Ec2Error> {
-        let mut state = self.lock();
-        *state.calls.entry(operation).or_default() += 1;
-        if let Some(error) = state.faults.get_mut(operation).and_then(VecDeque::pop_front) {
-            return Err(error);
-        }
-        let mutating = matches!(
-            operation,
-            "CreateTrafficMirrorSession" | "ModifyTrafficMirrorSession" | "DeleteTrafficMirrorSession"
-        );
-        if let (true, Some((capacity, refill, tokens, last))) = (mutating, state.write_bucket.as_mut()) {
-            let now = std::time::Instant::now();
-            *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * *refill).min(*capacity);
-            *last = now;
-            if *tokens < 1.0 {
-                return Err(Ec2Error::rejected(operation, code::REQUEST_LIMIT_EXCEEDED, "Request limit exceeded."));
+    /// Admits a call: counts it, returns a queued error, lets the first half of its latency
+    /// pass, takes a token from the account's bucket of its class and draws random faults.
+    async fn admit(&self, operation: &'static str, unfiltered: bool) -> Result<Admission, Ec2Error> {
+        let request_latency = {
+            let mut state = self.lock();
+            *state.calls.entry(operation).or_default() += 1;
+            if let Some(error) = state.faults.get_mut(operation).and_then(VecDeque::pop_front) {
+                return Err(error);
             }
-            *tokens -= 1.0;
+            state.load.latency()
+        };
+        let half = request_latency / 2;
+        if !half.is_zero() {
+            tokio::time::sleep(half).await;
         }
-        Ok(())
+        let (drawn, timeout_after) = {
+            let mut state = self.lock();
+            state.load.take_token(operation, CallClass::of(operation, unfiltered))?;
+            (state.load.draw_fault(operation), state.load.model.timeout_after)
+        };
+        let lose_response = match drawn {
+            Ok(lost) => lost,
+            Err(error) if error.code.is_none() => {
+                // A lost request: the client notices only when its timeout expires.
+                tokio::time::sleep(timeout_after).await;
+                return Err(error);
+            }
+            Err(error) => return Err(error),
+        };
+        let response_latency = if lose_response { timeout_after } else { request_latency - half };
+        Ok(Admission { response_latency, lose_response })
+    }
+
+    /// Lets the rest of a call's latency pass and returns its result, or a timeout when the
+    /// response was lost after the call took effect.
+    async fn respond<T>(
+        &self,
+        operation: &'static str,
+        admission: Admission,
+        result: Result<T, Ec2Error>,
+    ) -> Result<T, Ec2Error> {
+        if !admission.response_latency.is_zero() {
+            tokio::time::sleep(admission.response_latency).await;
+        }
+        if admission.lose_response {
+            return Err(timeout_error(operation));
+        }
+        result
+    }
+
+    /// Makes the in-memory EC2 behave like a loaded account; see `load::LoadModel`.
+    pub fn set_load_model(&self, model: LoadModel) {
+        self.lock().load = LoadState::new(model);
+    }
+
+    /// Changes the account's session quota, which AWS raises on request.
+    pub fn set_account_session_limit(&self, limit: usize) {
+        self.lock().account_session_limit = limit;
+    }
+
+    /// Returns every session as it was before each ModifyTrafficMirrorSession and
+    /// DeleteTrafficMirrorSession call that found it, with the operation.
+    pub fn session_writes(&self) -> Vec<(&'static str, Session)> {
+        self.lock().session_writes.clone()
+    }
+
+    /// Returns a random index below `len` from the load model's seeded generator.
+    pub fn pick(&self, len: usize) -> usize {
+        self.lock().load.pick(len)
     }
 
     /// Meters mutating calls in a token bucket, as AWS does per account and region (50 calls,
-    /// refilled at 5 per second by default). A call over the bucket fails with
-    /// RequestLimitExceeded.
+    /// refilled at 5 per second by default), and leaves reads unmetered. A call over the bucket
+    /// fails with RequestLimitExceeded.
     pub fn set_write_bucket(&self, capacity: u32, refill_per_second: f64) {
-        let capacity = f64::from(capacity);
-        self.lock().write_bucket = Some((capacity, refill_per_second, capacity, std::time::Instant::now()));
+        let unlimited = load::BucketLimit { capacity: u32::MAX, refill_per_second: 1e9 };
+        let buckets = load::AccountBuckets {
+            non_mutating: unlimited,
+            unfiltered_describe: unlimited,
+            mutating: load::BucketLimit { capacity, refill_per_second },
+        };
+        let mut state = self.lock();
+        let model = LoadModel { buckets: Some(buckets), ..state.load.model.clone() };
+        state.load = LoadState::new(model);
     }
 
     /// Makes the next call of `operation` fail with `error`; repeated calls queue errors.
@@ -175,7 +301,10 @@ impl FakeEc2 {
                 attachment_id: Some(attachment_id),
             });
         }
-        let interface_ids = interfaces.iter().map(|i| i.id.clone()).collect();
+        let interface_ids: Vec<String> = interfaces.iter().map(|i| i.id.clone()).collect();
+        for interface_id in &interface_ids {
+            state.interface_owner.insert(interface_id.clone(), id.clone());
+        }
         let instance = Instance {
             id: id.clone(),
             instance_type: instance_type.to_string(),
@@ -195,6 +324,12 @@ impl FakeEc2 {
         let mut state = self.lock();
         let instance = state.instances.get_mut(instance_id).expect("instance exists in the fake");
         change(instance);
+        // The change may have added or removed interfaces.
+        let attached: Vec<String> = instance.network_interfaces.iter().map(|i| i.id.clone()).collect();
+        state.interface_owner.retain(|interface, owner| owner != instance_id || attached.contains(interface));
+        for interface_id in attached {
+            state.interface_owner.insert(interface_id, instance_id.to_string());
+        }
     }
 
     /// Attaches a new interface to an instance and returns its id.
@@ -211,30 +346,42 @@ impl FakeEc2 {
             network_card_index: 0,
             attachment_id: Some(attachment_id),
         });
+        state.interface_owner.insert(interface_id.clone(), instance_id.to_string());
         interface_id
     }
 
     /// Deletes an interface; as in AWS, its sessions are deleted with it.
     pub fn delete_interface(&self, interface_id: &str) {
         let mut state = self.lock();
-        for instance in state.instances.values_mut() {
+        Self::unplug(&mut state, interface_id);
+        state.detached_interfaces.remove(interface_id);
+        let doomed: Vec<String> = state.sessions_on(interface_id).map(|s| s.id.clone()).collect();
+        for session_id in doomed {
+            state.remove_session(&session_id);
+        }
+    }
+
+    /// Removes an interface from the instance it is attached to.
+    fn unplug(state: &mut State, interface_id: &str) {
+        if let Some(owner) = state.interface_owner.remove(interface_id)
+            && let Some(instance) = state.instances.get_mut(&owner)
+        {
             instance.network_interfaces.retain(|i| i.id != interface_id);
         }
-        state.sessions.retain(|_, s| s.network_interface_id != interface_id);
     }
 
     /// Detaches an interface from its instance; as in AWS, its sessions stay.
     pub fn detach_interface(&self, interface_id: &str) {
         let mut state = self.lock();
-        for instance in state.instances.values_mut() {
-            instance.network_interfaces.retain(|i| i.id != interface_id);
-        }
+        Self::unplug(&mut state, interface_id);
         state.detached_interfaces.insert(interface_id.to_string());
     }
 
     /// Removes an instance; its sessions stay, as they do for a detached or stopped source.
     pub fn remove_instance(&self, instance_id: &str) {
-        self.lock().instances.remove(instance_id);
+        let mut state = self.lock();
+        state.instances.remove(instance_id);
+        state.interface_owner.retain(|_, owner| owner != instance_id);
     }
 
     /// Adds a target; with an interface id it is an ENI target, otherwise an NLB target.
@@ -270,7 +417,7 @@ impl FakeEc2 {
 
     /// Deletes a session as another actor would.
     pub fn delete_session_directly(&self, session_id: &str) {
-        self.lock().sessions.remove(session_id);
+        self.lock().remove_session(session_id);
     }
 
     /// Changes a session as another actor would.
@@ -286,9 +433,33 @@ impl FakeEc2 {
         Self::interface_and_instance(&state, interface_id).map(|(instance, _)| instance.id.clone())
     }
 
+    /// Returns the ids of every instance.
+    pub fn instance_ids(&self) -> Vec<String> {
+        self.lock().instances.keys().cloned().collect()
+    }
+
+    /// Returns the interfaces that a selector on one tag can mirror: type `interface`, on a
+    /// running instance that carries the tag.
+    pub fn selected_interfaces(&self, key: &str, value: &str) -> Vec<String> {
+        let state = self.lock();
+        state
+            .instances
+            .values()
+            .filter(|i| i.state == "running" && i.tags.get(key).map(String::as_str) == Some(value))
+            .flat_map(|i| i.network_interfaces.iter())
+            .filter(|n| n.interface_type == "interface")
+            .map(|n| n.id.clone())
+            .collect()
+    }
+
     /// Returns every session, by id.
     pub fn sessions(&self) -> Vec<Session> {
         self.lock().sessions.values().cloned().collect()
+    }
+
+    /// Returns the sessions whose source is this interface, hidden ones included, by id.
+    pub fn sessions_on_interface(&self, interface_id: &str) -> Vec<Session> {
+        self.lock().sessions_on(interface_id).cloned().collect()
     }
 
     fn page_size(state: &State) -> usize {
@@ -299,9 +470,8 @@ impl FakeEc2 {
         state: &'a State,
         interface_id: &str,
     ) -> Option<(&'a Instance, &'a NetworkInterface)> {
-        state.instances.values().find_map(|instance| {
-            instance.network_interfaces.iter().find(|i| i.id == interface_id).map(|i| (instance, i))
-        })
+        let instance = state.instances.get(state.interface_owner.get(interface_id)?)?;
+        instance.network_interfaces.iter().find(|i| i.id == interface_id).map(|i| (instance, i))
     }
 
     fn is_unsupported(state: &State, instance_type: &str) -> bool {
@@ -325,11 +495,9 @@ impl FakeEc2 {
                 format!("session number {number} is not between 1 and 32766"),
             ));
         }
-        let taken = state
-            .sessions
-            .values()
-            .any(|s| s.network_interface_id == interface_id && s.number == number && Some(s.id.as_str()) != except);
-        if taken {
+        let number_in_use =
+            state.sessions_on(interface_id).any(|s| s.number == number && Some(s.id.as_str()) != except);
+        if number_in_use {
             // AWS documents uniqueness but not this error's code; InvalidParameterValue is the
             // generic code of a rejected parameter.
             return Err(Ec2Error::rejected(
@@ -428,8 +596,7 @@ impl FakeEc2 {
             ));
         }
         Self::check_packet_length(OPERATION, request.packet_length)?;
-        let on_interface =
-            state.sessions.values().filter(|s| s.network_interface_id == request.network_interface_id).count();
+        let on_interface = state.sessions_on(&request.network_interface_id).count();
         if on_interface >= SESSIONS_PER_INTERFACE {
             return Err(Ec2Error::rejected(
                 OPERATION,
@@ -438,8 +605,12 @@ impl FakeEc2 {
             ));
         }
         Self::check_number(OPERATION, state, &request.network_interface_id, request.number, None)?;
-        if state.sessions.len() >= ACCOUNT_SESSION_LIMIT {
-            return Err(Ec2Error::rejected(OPERATION, code::SESSION_LIMIT, "the account has 10000 sessions"));
+        if state.sessions.len() >= state.account_session_limit {
+            return Err(Ec2Error::rejected(
+                OPERATION,
+                code::SESSION_LIMIT,
+                format!("the account has {} sessions", state.account_session_limit),
+            ));
         }
         if target.network_interface_id.is_some() {
             let sources: HashSet<&str> = state
@@ -460,7 +631,13 @@ impl FakeEc2 {
 
         let virtual_network_id = match request.virtual_network_id {
             Some(vni) => vni,
-            None => (1..=16_777_215).find(|v| !state.used_virtual_network_ids.contains(v)).expect("a free VNI exists"),
+            None => {
+                let free = (state.free_vni_from..=16_777_215)
+                    .find(|v| !state.used_virtual_network_ids.contains(v))
+                    .expect("a free VNI exists");
+                state.free_vni_from = free + 1;
+                free
+            }
         };
         state.used_virtual_network_ids.insert(virtual_network_id);
         let id = Self::new_id(state, "tms");
@@ -475,7 +652,7 @@ impl FakeEc2 {
             description: request.description.clone(),
             tags: request.tags.clone(),
         };
-        state.sessions.insert(id, session.clone());
+        state.insert_session(session.clone());
         if !request.client_token.is_empty() {
             state.tokens.insert(request.client_token.clone(), (fingerprint, session.clone()));
         }
@@ -535,7 +712,118 @@ impl Ec2 for FakeEc2 {
         query: &InstanceQuery,
         next_token: Option<String>,
     ) -> Result<Page<Instance>, Ec2Error> {
-        self.enter("DescribeInstances")?;
+        let unfiltered = query.instance_ids.is_empty() && query.filters.is_empty();
+        let admission = self.admit("DescribeInstances", unfiltered).await?;
+        let result = self.instances_page(query, next_token);
+        self.respond("DescribeInstances", admission, result).await
+    }
+
+    async fn describe_sessions(
+        &self,
+        filters: &[(String, Vec<String>)],
+        next_token: Option<String>,
+    ) -> Result<Page<Session>, Ec2Error> {
+        let admission = self.admit("DescribeTrafficMirrorSessions", filters.is_empty()).await?;
+        let result = self.sessions_page(filters, next_token);
+        self.respond("DescribeTrafficMirrorSessions", admission, result).await
+    }
+
+    async fn describe_targets(&self, next_token: Option<String>) -> Result<Page<Target>, Ec2Error> {
+        let admission = self.admit("DescribeTrafficMirrorTargets", true).await?;
+        let result = {
+            let state = self.lock();
+            let targets: Vec<&Target> = state.targets.values().collect();
+            page_of(&targets, next_token, Self::page_size(&state))
+        };
+        self.respond("DescribeTrafficMirrorTargets", admission, result).await
+    }
+
+    async fn describe_network_interfaces(
+        &self,
+        ids: &[String],
+        next_token: Option<String>,
+    ) -> Result<Page<InterfaceAttachment>, Ec2Error> {
+        let admission = self.admit("DescribeNetworkInterfaces", ids.is_empty()).await?;
+        let result = {
+            let state = self.lock();
+            let mut found = Vec::new();
+            for id in ids {
+                if let Some(instance_id) = state.interface_owner.get(id) {
+                    found.push(InterfaceAttachment {
+                        network_interface_id: id.clone(),
+                        instance_id: Some(instance_id.clone()),
+                    });
+                } else if state.detached_interfaces.contains(id) {
+                    found.push(InterfaceAttachment { network_interface_id: id.clone(), instance_id: None });
+                }
+            }
+            let found: Vec<&InterfaceAttachment> = found.iter().collect();
+            page_of(&found, next_token, Self::page_size(&state))
+        };
+        self.respond("DescribeNetworkInterfaces", admission, result).await
+    }
+
+    async fn describe_filters(&self, ids: &[String], next_token: Option<String>) -> Result<Page<Filter>, Ec2Error> {
+        let admission = self.admit("DescribeTrafficMirrorFilters", ids.is_empty()).await?;
+        let result = {
+            let state = self.lock();
+            let filters: Vec<Filter> =
+                state.filters.iter().filter(|id| ids.contains(id)).map(|id| Filter { id: id.clone() }).collect();
+            let filters: Vec<&Filter> = filters.iter().collect();
+            page_of(&filters, next_token, Self::page_size(&state))
+        };
+        self.respond("DescribeTrafficMirrorFilters", admission, result).await
+    }
+
+    async fn create_session(&self, request: &CreateSession) -> Result<Session, Ec2Error> {
+        const OPERATION: &str = "CreateTrafficMirrorSession";
+        let admission = self.admit(OPERATION, false).await?;
+        let result = {
+            let mut state = self.lock();
+            let known = state.sessions.len();
+            let created = Self::create_in(&mut state, request);
+            let delay = state.load.model.visibility_delay;
+            if let Ok(session) = &created {
+                // Only a new session is hidden, not the first result of a repeated token.
+                if state.sessions.len() > known && !delay.is_zero() {
+                    state.invisible_until.insert(session.id.clone(), Instant::now() + delay);
+                }
+            }
+            created
+        };
+        self.respond(OPERATION, admission, result).await
+    }
+
+    async fn modify_session(&self, request: &ModifySession) -> Result<Session, Ec2Error> {
+        const OPERATION: &str = "ModifyTrafficMirrorSession";
+        let admission = self.admit(OPERATION, false).await?;
+        let result = self.modify_in(request);
+        self.respond(OPERATION, admission, result).await
+    }
+
+    async fn delete_session(&self, session_id: &str) -> Result<(), Ec2Error> {
+        const OPERATION: &str = "DeleteTrafficMirrorSession";
+        let admission = self.admit(OPERATION, false).await?;
+        let result = {
+            let mut state = self.lock();
+            match state.remove_session(session_id) {
+                Some(session) => {
+                    state.session_writes.push((OPERATION, session));
+                    Ok(())
+                }
+                None => Err(Ec2Error::rejected(
+                    OPERATION,
+                    code::SESSION_NOT_FOUND,
+                    format!("the session {session_id} does not exist"),
+                )),
+            }
+        };
+        self.respond(OPERATION, admission, result).await
+    }
+}
+
+impl FakeEc2 {
+    fn instances_page(&self, query: &InstanceQuery, next_token: Option<String>) -> Result<Page<Instance>, Ec2Error> {
         let state = self.lock();
         if !query.instance_ids.is_empty() {
             // AWS rejects MaxResults with InstanceIds, so such a query returns one page, and an
@@ -564,71 +852,25 @@ impl Ec2 for FakeEc2 {
         page_of(&matching, next_token, Self::page_size(&state))
     }
 
-    async fn describe_sessions(
+    fn sessions_page(
         &self,
         filters: &[(String, Vec<String>)],
         next_token: Option<String>,
     ) -> Result<Page<Session>, Ec2Error> {
-        self.enter("DescribeTrafficMirrorSessions")?;
         let state = self.lock();
+        let now = Instant::now();
         let mut matching = Vec::new();
         for session in state.sessions.values() {
-            if Self::session_matches(session, filters)? {
+            let visible = state.invisible_until.get(&session.id).is_none_or(|until| *until <= now);
+            if visible && Self::session_matches(session, filters)? {
                 matching.push(session);
             }
         }
         page_of(&matching, next_token, Self::page_size(&state))
     }
 
-    async fn describe_targets(&self, next_token: Option<String>) -> Result<Page<Target>, Ec2Error> {
-        self.enter("DescribeTrafficMirrorTargets")?;
-        let state = self.lock();
-        let targets: Vec<&Target> = state.targets.values().collect();
-        page_of(&targets, next_token, Self::page_size(&state))
-    }
-
-    async fn describe_network_interfaces(
-        &self,
-        ids: &[String],
-        next_token: Option<String>,
-    ) -> Result<Page<InterfaceAttachment>, Ec2Error> {
-        self.enter("DescribeNetworkInterfaces")?;
-        let state = self.lock();
-        let mut found = Vec::new();
-        for id in ids {
-            let attached =
-                state.instances.values().find(|instance| instance.network_interfaces.iter().any(|i| &i.id == id));
-            if let Some(instance) = attached {
-                found.push(InterfaceAttachment {
-                    network_interface_id: id.clone(),
-                    instance_id: Some(instance.id.clone()),
-                });
-            } else if state.detached_interfaces.contains(id) {
-                found.push(InterfaceAttachment { network_interface_id: id.clone(), instance_id: None });
-            }
-        }
-        let found: Vec<&InterfaceAttachment> = found.iter().collect();
-        page_of(&found, next_token, Self::page_size(&state))
-    }
-
-    async fn describe_filters(&self, ids: &[String], next_token: Option<String>) -> Result<Page<Filter>, Ec2Error> {
-        self.enter("DescribeTrafficMirrorFilters")?;
-        let state = self.lock();
-        let filters: Vec<Filter> =
-            state.filters.iter().filter(|id| ids.contains(id)).map(|id| Filter { id: id.clone() }).collect();
-        let filters: Vec<&Filter> = filters.iter().collect();
-        page_of(&filters, next_token, Self::page_size(&state))
-    }
-
-    async fn create_session(&self, request: &CreateSession) -> Result<Session, Ec2Error> {
-        self.enter("CreateTrafficMirrorSession")?;
-        let mut state = self.lock();
-        Self::create_in(&mut state, request)
-    }
-
-    async fn modify_session(&self, request: &ModifySession) -> Result<Session, Ec2Error> {
+    fn modify_in(&self, request: &ModifySession) -> Result<Session, Ec2Error> {
         const OPERATION: &str = "ModifyTrafficMirrorSession";
-        self.enter(OPERATION)?;
         let mut state = self.lock();
         let current = state.sessions.get(&request.session_id).cloned().ok_or_else(|| {
             Ec2Error::rejected(
@@ -659,6 +901,7 @@ impl Ec2 for FakeEc2 {
             Self::check_number(OPERATION, &state, &current.network_interface_id, number, Some(&current.id))?;
         }
         Self::check_packet_length(OPERATION, request.packet_length)?;
+        state.session_writes.push((OPERATION, current));
         let session = state.sessions.get_mut(&request.session_id).expect("checked above");
         if let Some(target_id) = &request.target_id {
             session.target_id = target_id.clone();
@@ -685,18 +928,5 @@ impl Ec2 for FakeEc2 {
             session.description = None;
         }
         Ok(session.clone())
-    }
-
-    async fn delete_session(&self, session_id: &str) -> Result<(), Ec2Error> {
-        self.enter("DeleteTrafficMirrorSession")?;
-        let mut state = self.lock();
-        match state.sessions.remove(session_id) {
-            Some(_) => Ok(()),
-            None => Err(Ec2Error::rejected(
-                "DeleteTrafficMirrorSession",
-                code::SESSION_NOT_FOUND,
-                format!("the session {session_id} does not exist"),
-            )),
-        }
     }
 }
