@@ -83,6 +83,11 @@ struct AwsArgs {
     #[arg(long, default_value_t = 4)]
     aws_write_concurrency: usize,
 
+    /// How long a session the controller created counts as existing while Describe does not
+    /// show it yet (EC2 is eventually consistent); 0s trusts Describe alone.
+    #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
+    aws_consistency_window: Duration,
+
     /// Session writes (create, modify, delete) per second at most. EC2 refills the account's
     /// shared write bucket at 5 per second, so the default leaves most of it to other tools.
     /// A throttled write halves the rate for a while.
@@ -197,7 +202,8 @@ async fn build_engine(
     };
     let ec2 = Retrying::new(limited, retry, metrics.clone());
     let engine = Engine::new(ec2, args.cluster_name.clone(), InstanceTypeSupport::new(overrides), metrics)
-        .with_write_concurrency(args.aws_write_concurrency);
+        .with_write_concurrency(args.aws_write_concurrency)
+        .with_consistency_window(args.aws_consistency_window);
     Ok((engine, sdk_config))
 }
 

@@ -3,10 +3,12 @@
 //! only place they are proven.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use vpc_mirror_controller::aws::ec2::Ec2;
-use vpc_mirror_controller::aws::error::{Ec2Error, code};
+use vpc_mirror_controller::aws::error::{Ec2Error, ErrorKind, code};
 use vpc_mirror_controller::aws::fake::FakeEc2;
+use vpc_mirror_controller::aws::fake::load::{AccountBuckets, FaultRates, LoadModel};
 use vpc_mirror_controller::aws::model::{CreateSession, InstanceQuery, ModifySession, Page, Session};
 
 const CREATE: &str = "CreateTrafficMirrorSession";
@@ -678,4 +680,69 @@ async fn account_session_limit_is_10000() {
 
     assert_eq!(error_code(&error), code::SESSION_LIMIT);
     assert_eq!(fixture.ec2.sessions().len(), 10_000);
+}
+
+// The load model: buckets per call class, lost responses, eventual consistency.
+
+#[tokio::test(start_paused = true)]
+async fn unfiltered_instance_crawl_has_smaller_bucket() {
+    let fixture = Fixture::new();
+    fixture.ec2.set_load_model(LoadModel { buckets: Some(AccountBuckets::AWS_DEFAULTS), ..LoadModel::default() });
+    let bare = InstanceQuery::default();
+    let filtered = InstanceQuery {
+        instance_ids: vec![],
+        filters: vec![("instance-state-name".to_string(), vec!["running".to_string()])],
+    };
+
+    for _ in 0..50 {
+        fixture.ec2.describe_instances(&bare, None).await.expect("the unfiltered bucket has room for 50 calls");
+    }
+    let error = fixture.ec2.describe_instances(&bare, None).await.unwrap_err();
+    let filtered_result = fixture.ec2.describe_instances(&filtered, None).await;
+
+    assert_eq!(error_code(&error), code::REQUEST_LIMIT_EXCEEDED);
+    assert!(filtered_result.is_ok(), "filtered calls have a bucket of their own");
+}
+
+#[tokio::test(start_paused = true)]
+async fn new_session_hidden_until_visibility_delay() {
+    let fixture = Fixture::new();
+    let delay = Duration::from_secs(10);
+    fixture.ec2.set_load_model(LoadModel { visibility_delay: delay, ..LoadModel::default() });
+    let created = fixture.create(&fixture.request(1)).await;
+
+    let hidden = fixture.ec2.describe_sessions(&[], None).await.unwrap().items;
+    tokio::time::advance(delay).await;
+    let visible = fixture.ec2.describe_sessions(&[], None).await.unwrap().items;
+
+    assert!(hidden.is_empty());
+    assert_eq!(visible.len(), 1);
+    assert_eq!(visible[0].id, created.id);
+    // The quota and number checks see the hidden session at once.
+    assert_eq!(error_code(&fixture.create_error(&fixture.request(1)).await), code::INVALID_PARAMETER_VALUE);
+}
+
+#[tokio::test(start_paused = true)]
+async fn lost_response_then_same_token_returns_session() {
+    let fixture = Fixture::new();
+    let faults = FaultRates { timeout: 1.0, ..FaultRates::default() };
+    fixture.ec2.set_load_model(LoadModel { faults, seed: 9, ..LoadModel::default() });
+    let mut request = fixture.request(1);
+    request.client_token = "lost-response-token".to_string();
+
+    // Every call times out; about half of them after the session was made.
+    let mut attempts = 0;
+    while fixture.ec2.sessions().is_empty() {
+        attempts += 1;
+        assert!(attempts < 50, "no timed-out create took effect");
+        let error = fixture.create_error(&request).await;
+        assert_eq!(error.kind, ErrorKind::Transient);
+        assert!(error.code.is_none());
+    }
+    fixture.ec2.set_load_model(LoadModel::default());
+    let retried = fixture.create(&request).await;
+
+    let sessions = fixture.ec2.sessions();
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(retried.id, sessions[0].id);
 }

@@ -5,6 +5,7 @@ mod support;
 use support::prod_policy;
 use vpc_mirror_controller::aws::fake::FakeEc2;
 use vpc_mirror_controller::aws::rate_limit::{RateLimited, TokenBucket};
+use vpc_mirror_controller::aws::retry::{RetryPolicy, Retrying};
 use vpc_mirror_controller::engine::{Engine, Mode};
 use vpc_mirror_controller::instance_types::InstanceTypeSupport;
 use vpc_mirror_controller::metrics::Metrics;
@@ -50,4 +51,33 @@ async fn limited_writes_stay_under_account_bucket() {
     assert_eq!(throttled(&reports[0]), 0);
     assert_eq!(engine.ec2.inner().sessions().len(), 60);
     assert_eq!(engine.ec2.inner().calls("CreateTrafficMirrorSession"), 60);
+}
+
+#[tokio::test(start_paused = true)]
+async fn throttled_writes_slow_down_and_lose_nothing() {
+    let (ec2, target, filter) = fleet();
+    // The account refills at 5 writes a second; the client starts at four times that.
+    ec2.set_write_bucket(10, 5.0);
+    let metrics = Metrics::new();
+    let limited = RateLimited::new(ec2, TokenBucket::new(10, 20.0)).with_metrics(metrics.clone());
+    let retrying = Retrying::new(limited, RetryPolicy::default(), metrics.clone()).with_seed(5);
+    let engine = Engine::new(retrying, "test", InstanceTypeSupport::default(), metrics.clone());
+    let policy = prod_policy("web", &target, &filter, "");
+
+    let mut passes = 0;
+    loop {
+        passes += 1;
+        let reports = engine.reconcile(std::slice::from_ref(&policy), Mode::Apply).await.unwrap();
+        if reports[0].unmirrored().is_empty() || passes == 5 {
+            break;
+        }
+    }
+
+    let fake = engine.ec2.inner().inner();
+    assert_eq!(fake.sessions().len(), 60, "every interface got its session after {passes} passes");
+    let retried = metrics.aws_retries.with_label_values(&["CreateTrafficMirrorSession", "throttled"]).get();
+    assert!(retried > 0, "the account bucket never throttled, so this test proves nothing");
+    assert!(metrics.aws_write_rate.get() < 20.0, "the client bucket did not slow down");
+    // Retries with backoff keep the throttled share small: most creates pass the first time.
+    assert!(fake.calls("CreateTrafficMirrorSession") < 60 + 60 / 2);
 }
