@@ -105,6 +105,9 @@ pub async fn apply<E: Ec2>(
                 );
                 let first_drift = repair.drifts.first().map(|d| d.as_str()).unwrap_or_default();
                 context.metrics.sessions_repaired.with_label_values(&[policy, first_drift]).inc();
+                // A session Describe does not show yet comes back from this memory on the next
+                // pass, so it has to hold the repaired copy.
+                context.recent.lock().expect("recent sessions lock is not poisoned").update(&session);
                 inventory.insert_session(session.clone());
                 outcome.repaired.push((repair.source.clone(), session, repair.drifts.clone()));
             }
@@ -204,9 +207,14 @@ pub async fn apply<E: Ec2>(
     outcome
 }
 
-/// Runs futures with at most `limit` in flight and returns their outputs in order.
+/// Runs futures with at most `limit` in flight and returns their outputs in input order. A slow
+/// future (a lost response waits for its timeout) does not hold back the start of later ones, as
+/// it would with `buffered`.
 async fn bounded<F: Future>(futures: Vec<F>, limit: usize) -> Vec<F::Output> {
-    stream::iter(futures).buffered(limit).collect().await
+    let indexed = futures.into_iter().enumerate().map(|(index, future)| async move { (index, future.await) });
+    let mut outputs: Vec<(usize, F::Output)> = stream::iter(indexed).buffer_unordered(limit).collect().await;
+    outputs.sort_by_key(|(index, _)| *index);
+    outputs.into_iter().map(|(_, output)| output).collect()
 }
 
 /// Deletes sessions, counting a session that is already gone as deleted.

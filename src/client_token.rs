@@ -8,8 +8,10 @@
 //!
 //! NOTE: the session index lives in memory. After a restart, the first create on an interface
 //! whose session was deleted before the restart can send the token of the original create.
-//! AWS then returns the deleted session, and the index records its id. The next pass heals the
-//! interface with a fresh token: one extra pass, never a duplicate.
+//! AWS then returns the deleted session, and the engine trusts it for the consistency window
+//! (`recent_sessions`). The next create sends the token of the second session, and so on: an
+//! interface whose sessions were deleted k times heals after up to k extra resyncs, never
+//! with a duplicate.
 
 use sha2::{Digest, Sha256};
 

@@ -90,7 +90,7 @@ struct AwsArgs {
 
     /// Session writes (create, modify, delete) per second at most. EC2 refills the account's
     /// shared write bucket at 5 per second, so the default leaves most of it to other tools.
-    /// A throttled write halves the rate for a while.
+    /// A throttled write halves the rate until later writes win it back.
     #[arg(long, default_value_t = 2.0)]
     aws_write_rate: f64,
 

@@ -43,6 +43,13 @@ impl RecentSessions {
         }
     }
 
+    /// Replaces the remembered copy of a session that was modified, if it is remembered.
+    pub fn update(&mut self, session: &Session) {
+        if let Some((remembered, _)) = self.created.get_mut(&session.id) {
+            *remembered = session.clone();
+        }
+    }
+
     /// Forgets a session that is known to be deleted.
     pub fn forget(&mut self, session_id: &str) {
         self.created.remove(session_id);
@@ -54,7 +61,7 @@ impl RecentSessions {
         self.created.values().map(|(session, _)| session).filter(|s| wanted(s)).cloned().collect()
     }
 
-    /// Adds the recent sessions the inventory lacks on the interfaces it covers, and forgets
+    /// Adds the recent sessions the inventory lacks on the interfaces it covers, and drops
     /// those it shows and those older than the window. Returns how many were added.
     pub fn fill_in(&mut self, inventory: &mut Inventory) -> usize {
         let now = Instant::now();
@@ -140,6 +147,21 @@ mod tests {
         let mut fresh = inventory("eni-1", vec![session("tms-1", "eni-1")]);
         assert_eq!(recent.fill_in(&mut fresh), 0);
         assert!(recent.is_empty(), "a visible session needs no memory");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn update_replaces_the_remembered_copy() {
+        let mut recent = RecentSessions::new(Duration::from_secs(60));
+        recent.record(&session("tms-1", "eni-1"));
+        let repaired = Session { packet_length: Some(128), ..session("tms-1", "eni-1") };
+        recent.update(&repaired);
+        recent.update(&session("tms-2", "eni-1"));
+
+        let mut stale = inventory("eni-1", vec![]);
+        recent.fill_in(&mut stale);
+
+        assert_eq!(stale.sessions["tms-1"].packet_length, Some(128));
+        assert!(!stale.sessions.contains_key("tms-2"), "update never adds a session");
     }
 
     #[tokio::test(start_paused = true)]

@@ -6,7 +6,7 @@
 //!
 //! The bucket adapts: a throttled write halves its refill rate, because other tools are
 //! spending the account's bucket, and each successful write wins back a twentieth of the
-//! configured rate.
+//! configured rate. Concurrent writes throttled together halve it once, not once each.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +33,8 @@ struct Level {
     last_refill: Instant,
     /// The refill rate now, at most the configured one.
     rate: f64,
+    /// When the rate was last halved.
+    slowed_at: Option<Instant>,
 }
 
 /// A token bucket: up to `capacity` calls at once, refilled at `refill_per_second` unless
@@ -49,7 +51,7 @@ impl TokenBucket {
     pub fn new(capacity: u32, refill_per_second: f64) -> Self {
         let capacity = f64::from(capacity.max(1));
         let refill_per_second = refill_per_second.max(SLOWEST_RATE);
-        let level = Level { tokens: capacity, last_refill: Instant::now(), rate: refill_per_second };
+        let level = Level { tokens: capacity, last_refill: Instant::now(), rate: refill_per_second, slowed_at: None };
         TokenBucket { capacity, refill_per_second, state: Mutex::new(level) }
     }
 
@@ -58,9 +60,17 @@ impl TokenBucket {
         self.state.lock().await.rate
     }
 
-    /// Halves the refill rate and empties the bucket, after AWS throttled a call.
+    /// Halves the refill rate and empties the bucket, after AWS throttled a call. Throttles
+    /// within one refill interval of the last halving belong to the same spell and change
+    /// nothing, so that concurrent writes do not halve the rate once each.
     pub async fn slow_down(&self) -> f64 {
         let mut level = self.state.lock().await;
+        let now = Instant::now();
+        let interval = Duration::from_secs_f64(1.0 / level.rate);
+        if level.slowed_at.is_some_and(|at| now.duration_since(at) < interval) {
+            return level.rate;
+        }
+        level.slowed_at = Some(now);
         level.rate = (level.rate / 2.0).max(SLOWEST_RATE);
         level.tokens = level.tokens.min(0.0);
         level.rate
@@ -135,7 +145,9 @@ impl<E> RateLimited<E> {
         let result = call.await;
         let rate = match &result {
             Err(error) if error.kind == ErrorKind::Throttled => self.writes.slow_down().await,
-            _ => self.writes.speed_up().await,
+            Ok(_) => self.writes.speed_up().await,
+            // A timeout or a 5xx does not show the level of the bucket.
+            Err(_) => self.writes.rate().await,
         };
         if let Some(metrics) = &self.metrics {
             metrics.aws_rate_limit_wait_seconds.inc_by(waited.as_secs_f64());
@@ -220,15 +232,18 @@ mod tests {
     }
 
     #[test]
-    fn a_rounding_shortfall_still_waits_a_millisecond() {
+    fn token_wait_at_least_one_millisecond() {
         assert_eq!(wait_for_token(1.0 - 1e-15, 2.0), Duration::from_millis(1));
         assert_eq!(wait_for_token(0.0, 2.0), Duration::from_millis(500));
     }
 
     #[tokio::test(start_paused = true)]
-    async fn throttling_halves_the_rate_and_successes_win_it_back() {
+    async fn bucket_slows_down_and_recovers() {
         let bucket = TokenBucket::new(1, 4.0);
         assert_eq!(bucket.slow_down().await, 2.0);
+        // The same spell: within one refill interval (half a second at 2 per second).
+        assert_eq!(bucket.slow_down().await, 2.0);
+        tokio::time::advance(Duration::from_millis(500)).await;
         assert_eq!(bucket.slow_down().await, 1.0);
         bucket.acquire().await;
         // The bucket was emptied and refills at 1 per second now.

@@ -46,7 +46,7 @@ struct State {
     /// New sessions that DescribeTrafficMirrorSessions does not show yet.
     invisible_until: HashMap<String, Instant>,
     account_session_limit: usize,
-    /// Where the search for the lowest free virtual network id starts; ids below are taken.
+    /// The start of the search for the lowest free virtual network id; the ids below it are taken.
     free_vni_from: i32,
     load: LoadState,
     /// Sessions as they were before each modify or delete call, for ownership checks.
@@ -113,6 +113,15 @@ impl State {
             .get(interface_id)
             .into_iter()
             .flat_map(|ids| ids.iter().filter_map(|id| self.sessions.get(id)))
+    }
+
+    /// Returns the sessions on an interface that the checks of a create see: all of them, or
+    /// with stale checks only those Describe shows.
+    fn checked_sessions_on<'a>(&'a self, interface_id: &str) -> impl Iterator<Item = &'a Session> + 'a {
+        let now = Instant::now();
+        let stale = self.load.model.stale_checks;
+        self.sessions_on(interface_id)
+            .filter(move |s| !stale || self.invisible_until.get(&s.id).is_none_or(|until| *until <= now))
     }
 }
 
@@ -215,10 +224,18 @@ impl FakeEc2 {
         self.lock().account_session_limit = limit;
     }
 
-    /// Returns every session as it was before each ModifyTrafficMirrorSession and
-    /// DeleteTrafficMirrorSession call that found it, with the operation.
+    /// Returns every session as it was when a ModifyTrafficMirrorSession or
+    /// DeleteTrafficMirrorSession call named it, with the operation. Calls that failed count
+    /// too: a write attempt on a session the caller does not own is the mistake to catch.
     pub fn session_writes(&self) -> Vec<(&'static str, Session)> {
         self.lock().session_writes.clone()
+    }
+
+    fn record_write(&self, operation: &'static str, session_id: &str) {
+        let mut state = self.lock();
+        if let Some(session) = state.sessions.get(session_id).cloned() {
+            state.session_writes.push((operation, session));
+        }
     }
 
     /// Returns a random index below `len` from the load model's seeded generator.
@@ -496,7 +513,7 @@ impl FakeEc2 {
             ));
         }
         let number_in_use =
-            state.sessions_on(interface_id).any(|s| s.number == number && Some(s.id.as_str()) != except);
+            state.checked_sessions_on(interface_id).any(|s| s.number == number && Some(s.id.as_str()) != except);
         if number_in_use {
             // AWS documents uniqueness but not this error's code; InvalidParameterValue is the
             // generic code of a rejected parameter.
@@ -596,7 +613,7 @@ impl FakeEc2 {
             ));
         }
         Self::check_packet_length(OPERATION, request.packet_length)?;
-        let on_interface = state.sessions_on(&request.network_interface_id).count();
+        let on_interface = state.checked_sessions_on(&request.network_interface_id).count();
         if on_interface >= SESSIONS_PER_INTERFACE {
             return Err(Ec2Error::rejected(
                 OPERATION,
@@ -796,6 +813,7 @@ impl Ec2 for FakeEc2 {
 
     async fn modify_session(&self, request: &ModifySession) -> Result<Session, Ec2Error> {
         const OPERATION: &str = "ModifyTrafficMirrorSession";
+        self.record_write(OPERATION, &request.session_id);
         let admission = self.admit(OPERATION, false).await?;
         let result = self.modify_in(request);
         self.respond(OPERATION, admission, result).await
@@ -803,14 +821,12 @@ impl Ec2 for FakeEc2 {
 
     async fn delete_session(&self, session_id: &str) -> Result<(), Ec2Error> {
         const OPERATION: &str = "DeleteTrafficMirrorSession";
+        self.record_write(OPERATION, session_id);
         let admission = self.admit(OPERATION, false).await?;
         let result = {
             let mut state = self.lock();
             match state.remove_session(session_id) {
-                Some(session) => {
-                    state.session_writes.push((OPERATION, session));
-                    Ok(())
-                }
+                Some(_) => Ok(()),
                 None => Err(Ec2Error::rejected(
                     OPERATION,
                     code::SESSION_NOT_FOUND,
@@ -901,7 +917,6 @@ impl FakeEc2 {
             Self::check_number(OPERATION, &state, &current.network_interface_id, number, Some(&current.id))?;
         }
         Self::check_packet_length(OPERATION, request.packet_length)?;
-        state.session_writes.push((OPERATION, current));
         let session = state.sessions.get_mut(&request.session_id).expect("checked above");
         if let Some(target_id) = &request.target_id {
             session.target_id = target_id.clone();
