@@ -233,6 +233,9 @@ impl<E: Ec2> Engine<E> {
         }
 
         // Sessions created lately may not show in Describe yet.
+        // NOTE: only this process's creations are remembered. A session created just before a
+        // restart, or by a create whose response was lost on every attempt, can escape a
+        // teardown while Describe does not show it, and then stays after the finalizer goes.
         let recent = self
             .recent
             .lock()
