@@ -1,6 +1,6 @@
 //! The chaos test: random faults, throttling, eventual consistency, external deletes and edits,
 //! duplicate, reordered and lost events, and restarts in the middle of a pass, on a small fleet
-//! and a paused clock. `make bench` runs the same scenario on 10,000 interfaces.
+//! and a paused clock. `make bench` runs the same scenario on 8,000 interfaces.
 
 mod support;
 
