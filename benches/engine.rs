@@ -36,7 +36,7 @@ use vpc_mirror_controller::aws::model::{
     CreateSession, Filter, Instance, InstanceQuery, InterfaceAttachment, MAX_RESULTS, ModifySession, Page, Session,
     Target,
 };
-use vpc_mirror_controller::aws::rate_limit::{RateLimited, TokenBucket};
+use vpc_mirror_controller::aws::rate_limit::{DEFAULT_WRITE_BURST, DEFAULT_WRITE_RATE, RateLimited, TokenBucket};
 use vpc_mirror_controller::aws::retry::{RetryPolicy, Retrying};
 use vpc_mirror_controller::engine::{DEFAULT_WRITE_CONCURRENCY, Engine, Mode};
 use vpc_mirror_controller::instance_types::InstanceTypeSupport;
@@ -70,10 +70,6 @@ const BOUND_TOLERANCE: f64 = 0.10;
 const CREATION_INTERFACES: usize = 10_000;
 /// Region passes a throttled creation may take before the row gives up.
 const MAX_PASSES: usize = 20;
-/// The controller's shipped write bucket: the defaults of `--aws-write-burst` and
-/// `--aws-write-rate` in src/main.rs, which a bench cannot import from a binary crate.
-const SHIPPED_WRITE_BURST: u32 = 10;
-const SHIPPED_WRITE_RATE: f64 = 2.0;
 
 fn main() {
     let arguments: Vec<String> = std::env::args().collect();
@@ -1173,9 +1169,9 @@ fn measure_creation() {
             },
             CreationScenario {
                 label: format!(
-                    "shipped defaults (--aws-write-burst {SHIPPED_WRITE_BURST}, --aws-write-rate {SHIPPED_WRITE_RATE})"
+                    "shipped defaults (--aws-write-burst {DEFAULT_WRITE_BURST}, --aws-write-rate {DEFAULT_WRITE_RATE})"
                 ),
-                client_bucket: Some((SHIPPED_WRITE_BURST, SHIPPED_WRITE_RATE)),
+                client_bucket: Some((DEFAULT_WRITE_BURST, DEFAULT_WRITE_RATE)),
             },
             CreationScenario { label: "no client bucket, retries alone".to_string(), client_bucket: None },
         ];

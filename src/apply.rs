@@ -257,3 +257,36 @@ async fn delete_sessions<'p, E: Ec2>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::time::Instant;
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn bounded_slow_first_future_blocks_nothing() {
+        let started = Instant::now();
+        let starts = Mutex::new(Vec::new());
+        // The first write waits 10 s, as a lost response waits for its timeout.
+        let futures = (0..8)
+            .map(|index| {
+                let starts = &starts;
+                async move {
+                    starts.lock().unwrap().push(started.elapsed());
+                    let wait = if index == 0 { Duration::from_secs(10) } else { Duration::from_millis(100) };
+                    tokio::time::sleep(wait).await;
+                    index
+                }
+            })
+            .collect();
+
+        let outputs = bounded(futures, 4).await;
+
+        assert_eq!(outputs, (0..8).collect::<Vec<_>>(), "outputs keep the input order");
+        let last_start = starts.lock().unwrap().iter().copied().max().unwrap();
+        assert!(last_start < Duration::from_secs(1), "the last write started at {last_start:?}");
+    }
+}

@@ -13,13 +13,13 @@ use tracing_subscriber::EnvFilter;
 use vpc_mirror_controller::aws::config::{self, AwsSettings};
 use vpc_mirror_controller::aws::ec2::SdkEc2;
 use vpc_mirror_controller::aws::instrumented::Instrumented;
-use vpc_mirror_controller::aws::rate_limit::{RateLimited, TokenBucket};
-use vpc_mirror_controller::aws::retry::{RetryPolicy, Retrying};
+use vpc_mirror_controller::aws::rate_limit::{DEFAULT_WRITE_BURST, DEFAULT_WRITE_RATE, RateLimited, TokenBucket};
+use vpc_mirror_controller::aws::retry::{DEFAULT_MAX_ATTEMPTS, RetryPolicy, Retrying};
 
 /// The EC2 client of the controller: retries outside the write bucket, which sits outside the
 /// per-attempt call counts.
 type ControllerEc2 = Retrying<RateLimited<Instrumented<SdkEc2>>>;
-use vpc_mirror_controller::engine::{Engine, Mode};
+use vpc_mirror_controller::engine::{DEFAULT_WRITE_CONCURRENCY, Engine, Mode};
 use vpc_mirror_controller::event_consumer::{Consumer, ConsumerOptions};
 use vpc_mirror_controller::instance_types::{InstanceTypeSupport, parse_overrides};
 use vpc_mirror_controller::kubernetes::{self, controller::ControllerSettings};
@@ -68,7 +68,7 @@ struct AwsArgs {
 
     /// Attempts per AWS call, including the first. Throttled, timed-out and 5xx calls are tried
     /// again after a random pause below a cap that doubles with each attempt.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = DEFAULT_MAX_ATTEMPTS)]
     aws_max_attempts: u32,
 
     /// The first backoff cap after a timeout or 5xx; throttling starts at five times this.
@@ -80,7 +80,7 @@ struct AwsArgs {
     aws_retry_max_delay: Duration,
 
     /// Session writes in flight at once; the write rate still paces them.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = DEFAULT_WRITE_CONCURRENCY)]
     aws_write_concurrency: usize,
 
     /// How long a session the controller created counts as existing while Describe does not
@@ -91,12 +91,12 @@ struct AwsArgs {
     /// Session writes (create, modify, delete) per second at most. EC2 refills the account's
     /// shared write bucket at 5 per second, so the default leaves most of it to other tools.
     /// A throttled write halves the rate until later writes win it back.
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = DEFAULT_WRITE_RATE)]
     aws_write_rate: f64,
 
     /// Session writes allowed in a burst before --aws-write-rate applies (the account bucket
     /// has room for 50).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = DEFAULT_WRITE_BURST)]
     aws_write_burst: u32,
 
     /// Name of this controller's installation; it goes into the ownership tags, so two

@@ -66,6 +66,17 @@ impl World {
     fn sessions_on(&self, eni: &str) -> Vec<Session> {
         self.ec2().sessions().into_iter().filter(|s| s.network_interface_id == eni).collect()
     }
+
+    /// Mirrors one new interface with a pass, then deletes its session as another tool would.
+    /// Returns the interface, the policy and the deleted session.
+    async fn mirror_one_then_delete_it(&self) -> (String, MirrorPolicy, Session) {
+        let (_, enis) = self.ec2().add_instance("m5.large", &[("env", "prod")], &["interface"]);
+        let policy = self.policy("");
+        self.reconcile(std::slice::from_ref(&policy)).await;
+        let first = self.sessions_on(&enis[0]).remove(0);
+        self.ec2().delete_session_directly(&first.id);
+        (enis[0].clone(), policy, first)
+    }
 }
 
 fn unmirrored_reasons(report: &PolicyReport) -> Vec<UnmirroredReason> {
@@ -160,11 +171,7 @@ async fn small_pages_are_all_read() {
 #[tokio::test]
 async fn deleted_session_heals_despite_token_memory() {
     let world = World::new();
-    let (_, enis) = world.ec2().add_instance("m5.large", &[("env", "prod")], &["interface"]);
-    let policy = world.policy("");
-    world.reconcile(std::slice::from_ref(&policy)).await;
-    let first = world.sessions_on(&enis[0]).remove(0);
-    world.ec2().delete_session_directly(&first.id);
+    let (eni, policy, first) = world.mirror_one_then_delete_it().await;
     // What the consumer does with the DeleteTrafficMirrorSession event; without it the engine
     // trusts its own creation for the consistency window (see below).
     world.engine.session_deleted(&first.id);
@@ -173,7 +180,7 @@ async fn deleted_session_heals_despite_token_memory() {
 
     // The fake returns the deleted session for a reused token, as AWS does; a fresh token
     // creates a real one.
-    let sessions = world.sessions_on(&enis[0]);
+    let sessions = world.sessions_on(&eni);
     assert_eq!(sessions.len(), 1);
     assert_ne!(sessions[0].id, first.id);
 }
@@ -181,23 +188,19 @@ async fn deleted_session_heals_despite_token_memory() {
 #[tokio::test(start_paused = true)]
 async fn restart_heals_within_two_passes() {
     let world = World::new();
-    let (_, enis) = world.ec2().add_instance("m5.large", &[("env", "prod")], &["interface"]);
-    let policy = world.policy("");
-    world.reconcile(std::slice::from_ref(&policy)).await;
-    let first = world.sessions_on(&enis[0]).remove(0);
-    world.ec2().delete_session_directly(&first.id);
+    let (eni, policy, first) = world.mirror_one_then_delete_it().await;
     // A new engine on the same account: the session index starts empty.
     let engine = Engine::new(take_fake(world), CLUSTER, InstanceTypeSupport::default(), Metrics::new());
 
     engine.reconcile(std::slice::from_ref(&policy), Mode::Apply).await.unwrap();
-    let after_first_pass = sessions_on(&engine.ec2, &enis[0]);
+    let after_first_pass = sessions_on(&engine.ec2, &eni);
     // The engine cannot tell the returned session from a new one that Describe does not show
     // yet, so it trusts it for the consistency window, which is shorter than the resync interval.
     tokio::time::advance(recent_sessions::DEFAULT_WINDOW).await;
     engine.reconcile(&[policy], Mode::Apply).await.unwrap();
 
     assert!(after_first_pass.is_empty(), "AWS returns the deleted session for the original token");
-    let sessions = sessions_on(&engine.ec2, &enis[0]);
+    let sessions = sessions_on(&engine.ec2, &eni);
     assert_eq!(sessions.len(), 1);
     assert_ne!(sessions[0].id, first.id);
 }
@@ -222,20 +225,16 @@ async fn session_hidden_from_describe_is_not_created_twice() {
 #[tokio::test(start_paused = true)]
 async fn session_deleted_without_event_heals_after_consistency_window() {
     let world = World::new();
-    let (_, enis) = world.ec2().add_instance("m5.large", &[("env", "prod")], &["interface"]);
-    let policy = world.policy("");
-    world.reconcile(std::slice::from_ref(&policy)).await;
-    let first = world.sessions_on(&enis[0]).remove(0);
-    world.ec2().delete_session_directly(&first.id);
+    let (eni, policy, first) = world.mirror_one_then_delete_it().await;
 
     // Within the window the engine cannot tell a deleted session from an unseen one.
     world.reconcile(std::slice::from_ref(&policy)).await;
-    let within_window = world.sessions_on(&enis[0]).len();
+    let within_window = world.sessions_on(&eni).len();
     tokio::time::advance(recent_sessions::DEFAULT_WINDOW).await;
     world.reconcile(std::slice::from_ref(&policy)).await;
 
     assert_eq!(within_window, 0);
-    let sessions = world.sessions_on(&enis[0]);
+    let sessions = world.sessions_on(&eni);
     assert_eq!(sessions.len(), 1);
     assert_ne!(sessions[0].id, first.id);
 }

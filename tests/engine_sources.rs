@@ -110,7 +110,7 @@ async fn deleted_session_heals_through_index() {
     let victim = world.ec2().sessions().remove(3);
     world.ec2().delete_session_directly(&victim.id);
     let owner = world.engine.index.lock().unwrap().owner_of(&victim.id).cloned().expect("the index knows the session");
-    // The consumer tells the engine about the DeleteTrafficMirrorSession event.
+    // The consumer passes the DeleteTrafficMirrorSession event on to the engine.
     world.engine.session_deleted(&victim.id);
 
     world.reconcile(&[], &[&owner.network_interface_id]).await;

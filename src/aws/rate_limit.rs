@@ -22,6 +22,11 @@ use super::model::{
 };
 use crate::metrics::Metrics;
 
+/// Session writes in a burst and per second unless configured otherwise: well under the account's
+/// bucket of 50 calls refilled at 5 per second, which every tool of the account shares.
+pub const DEFAULT_WRITE_BURST: u32 = 10;
+pub const DEFAULT_WRITE_RATE: f64 = 2.0;
+
 /// The slowest refill rate, so that a misconfiguration or a long throttling spell slows
 /// writes down instead of stopping them.
 const SLOWEST_RATE: f64 = 1.0 / 60.0;

@@ -33,9 +33,16 @@ pub struct RetryPolicy {
 /// refills at a fixed rate whatever the client does.
 const THROTTLE_FACTOR: u32 = 5;
 
+/// Attempts per call unless configured otherwise.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 4;
+
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { max_attempts: 4, base_delay: Duration::from_millis(100), max_delay: Duration::from_secs(20) }
+        RetryPolicy {
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(20),
+        }
     }
 }
 
@@ -164,7 +171,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn retries_throttling_until_it_passes_and_counts_each_retry() {
+    async fn throttling_retried_and_counted() {
         let fake = FakeEc2::new();
         for _ in 0..2 {
             fake.fail_next("DeleteTrafficMirrorSession", throttled());
@@ -182,7 +189,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn gives_up_after_the_last_attempt_and_never_retries_a_rejection() {
+    async fn last_attempt_and_rejection_final() {
         let fake = FakeEc2::new();
         for _ in 0..3 {
             fake.fail_next("DeleteTrafficMirrorSession", throttled());

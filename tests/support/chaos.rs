@@ -18,7 +18,7 @@ use vpc_mirror_controller::aws::fake::FakeEc2;
 use vpc_mirror_controller::aws::fake::actors::{ExternalAction, ExternalActors, LaunchTemplate};
 use vpc_mirror_controller::aws::fake::load::{AccountBuckets, FaultRates, LoadModel};
 use vpc_mirror_controller::aws::model::{CreateSession, Session};
-use vpc_mirror_controller::aws::rate_limit::{RateLimited, TokenBucket};
+use vpc_mirror_controller::aws::rate_limit::{DEFAULT_WRITE_BURST, DEFAULT_WRITE_RATE, RateLimited, TokenBucket};
 use vpc_mirror_controller::aws::retry::{RetryPolicy, Retrying};
 use vpc_mirror_controller::engine::{Engine, Mode};
 use vpc_mirror_controller::event_consumer::{Consumer, ConsumerOptions, PolicySource};
@@ -155,10 +155,12 @@ fn start_controller(
     policies: &[MirrorPolicy],
     generation: u64,
 ) -> Controller {
-    let limited = RateLimited::new(Arc::clone(ec2), TokenBucket::new(10, 2.0));
-    let retrying = Retrying::new(limited, RetryPolicy::default(), Metrics::new()).with_seed(config.seed + generation);
+    // The shipped client-side protection, with jitter that repeats per seed and restart.
+    let metrics = Metrics::new();
+    let limited = RateLimited::new(Arc::clone(ec2), TokenBucket::new(DEFAULT_WRITE_BURST, DEFAULT_WRITE_RATE));
+    let retrying = Retrying::new(limited, RetryPolicy::default(), metrics.clone()).with_seed(config.seed + generation);
     let engine = Arc::new(
-        Engine::new(retrying, CLUSTER, InstanceTypeSupport::default(), Metrics::new())
+        Engine::new(retrying, CLUSTER, InstanceTypeSupport::default(), metrics)
             .with_consistency_window(config.consistency_window),
     );
     let policies = policies.to_vec();
@@ -167,8 +169,8 @@ fn start_controller(
     Controller { engine, consumer }
 }
 
-/// The ground truth of coverage: every running, selected interface has a session to the
-/// target (owned ones also with the policy's filter and packet length).
+/// Returns the ground truth of coverage as (mirrored, eligible): an interface is mirrored when
+/// it has a session to the target (owned ones also with the policy's filter and packet length).
 fn coverage(ec2: &FakeEc2, target: &str, filter: &str) -> (usize, usize) {
     let sessions = ec2.sessions();
     let mut by_interface: BTreeMap<&str, Vec<&Session>> = BTreeMap::new();
@@ -263,7 +265,7 @@ async fn deliver(controller: &Controller, bodies: Vec<String>) -> Vec<String> {
 }
 
 /// Returns the resyncs that full coverage may take once the actors stop. A restarted controller
-/// no longer knows which sessions it replaced, so it sends the ClientToken of the first session
+/// has lost the record of the sessions it replaced, so it sends the ClientToken of the first session
 /// it created on an interface. When that session was deleted, AWS returns it again, and the
 /// controller trusts it for the consistency window: one resync. The next create replays the
 /// token of the second session, and so on, one resync per session the actors deleted on that
@@ -309,7 +311,7 @@ pub async fn run(config: &ChaosConfig) -> ChaosReport {
         faults: config.faults,
         visibility_delay: config.visibility_delay,
         // The strict model: a create's own checks miss hidden sessions too, so only the
-        // controller's memory of its creations stands between a fast second pass and a duplicate.
+        // controller's memory of its creations prevents a duplicate in a fast second pass.
         stale_checks: true,
         timeout_after: Duration::from_secs(5),
         seed: config.seed,

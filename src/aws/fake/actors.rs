@@ -147,7 +147,7 @@ mod tests {
     }
 
     #[test]
-    fn every_action_yields_an_event_that_wakes_its_resources() {
+    fn action_event_wakes_its_resources() {
         let ec2 = FakeEc2::new();
         let target = ec2.add_target(None);
         let filter = ec2.add_filter();
